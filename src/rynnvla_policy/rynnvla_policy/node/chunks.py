@@ -1,0 +1,195 @@
+"""Action chunks as time-stamped plans, overlap policies, and JointTrajectory data. Pure numpy.
+
+A chunk predicted from an observation captured at t_obs holds the targets for t_obs + (i+1)*dt,
+i = 0..T-1. Keeping targets on that absolute time axis (nanoseconds, the node's clock) makes
+latency compensation and the overlap of consecutive chunks plain array operations:
+
+- latest:   the new chunk replaces the old one from its first target on.
+- blend:    over the first `blend_steps` overlapping targets, the new chunk's weight ramps
+            linearly to 1 against the plan being executed (sampled at the same times).
+- ensemble: temporal ensembling (ACT): every stored chunk that covers a target time votes,
+            weight exp(-decay * rank), rank 0 = oldest chunk.
+
+`trajectory_points` turns a plan into header stamp + time_from_start + positions + velocities
+for joint_trajectory_controller, which replaces the running trajectory with each new message.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+NS = 1_000_000_000
+
+
+class ChunkExpiredError(ValueError):
+    """Every target of the plan lies in the past: publishing it would do nothing or be refused."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Targets on the absolute time axis."""
+
+    times_ns: np.ndarray  # (N,) int64, strictly increasing
+    positions: np.ndarray  # (N, D) float64
+
+    @classmethod
+    def from_chunk(cls, positions: np.ndarray, obs_stamp_ns: int, step_ns: int) -> Plan:
+        """The chunk (T, D) predicted from an observation captured at obs_stamp_ns."""
+        steps = np.arange(1, len(positions) + 1, dtype=np.int64)
+        return cls(obs_stamp_ns + steps * step_ns, np.asarray(positions, dtype=np.float64))
+
+    @property
+    def end_ns(self) -> int:
+        return int(self.times_ns[-1])
+
+    def sample(self, times_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions (M, D) linearly interpolated at times, mask (M,) of times inside the plan)."""
+        inside = (times_ns >= self.times_ns[0]) & (times_ns <= self.times_ns[-1])
+        t = times_ns.astype(np.float64)
+        src = self.times_ns.astype(np.float64)
+        out = np.stack(
+            [np.interp(t, src, self.positions[:, j]) for j in range(self.positions.shape[1])],
+            axis=1,
+        )
+        return out, inside
+
+
+# ---------------------------------------------------------------------------- overlap policies
+class OverlapMerger:
+    """Combines each new chunk with what is being executed, per the overlap policy."""
+
+    def __init__(self, policy: str, blend_steps: int = 5, ensemble_decay: float = 0.01):
+        if policy not in ("latest", "blend", "ensemble"):
+            raise ValueError(f"overlap policy {policy!r}: expected latest, blend or ensemble")
+        self.policy = policy
+        self.blend_steps = blend_steps
+        self.ensemble_decay = ensemble_decay
+        self._executing: Plan | None = None  # last plan handed out (blend reference)
+        self._history: deque[Plan] = deque()  # chunks still covering future time (ensemble)
+
+    def reset(self) -> None:
+        """Forget everything: the next chunk is used as it is."""
+        self._executing = None
+        self._history.clear()
+
+    def merge(self, chunk: Plan, now_ns: int) -> Plan:
+        """The plan to execute from the new chunk (its time axis) and the remembered ones."""
+        if self.policy == "blend":
+            merged = self._blend(chunk)
+        elif self.policy == "ensemble":
+            merged = self._ensemble(chunk, now_ns)
+        else:
+            merged = chunk
+        return merged
+
+    def commit(self, plan: Plan) -> None:
+        """Record the plan actually sent (after safety), the reference for the next blend."""
+        self._executing = plan
+
+    def _blend(self, chunk: Plan) -> Plan:
+        if self._executing is None or self.blend_steps == 0:
+            return chunk
+        old, inside = self._executing.sample(chunk.times_ns)
+        ramp = np.ones(len(chunk.times_ns))
+        n = min(self.blend_steps, len(ramp))
+        ramp[:n] = np.arange(1, n + 1) / (self.blend_steps + 1)
+        w_new = np.where(inside, ramp, 1.0)[:, None]  # (T, 1)
+        return Plan(chunk.times_ns, w_new * chunk.positions + (1.0 - w_new) * old)
+
+    def _ensemble(self, chunk: Plan, now_ns: int) -> Plan:
+        while self._history and self._history[0].end_ns < now_ns:
+            self._history.popleft()
+        self._history.append(chunk)
+        total = np.zeros_like(chunk.positions)
+        weight = np.zeros((len(chunk.times_ns), 1))
+        for rank, past in enumerate(self._history):
+            values, inside = past.sample(chunk.times_ns)
+            w = math.exp(-self.ensemble_decay * rank) * inside[:, None]  # (T, 1)
+            total += w * values
+            weight += w
+        return Plan(chunk.times_ns, total / weight)  # the new chunk covers every time: weight > 0
+
+
+# ---------------------------------------------------------------------------- trajectories
+@dataclass(frozen=True)
+class TrajectoryData:
+    """Everything of a trajectory_msgs/JointTrajectory except the joint names."""
+
+    stamp_ns: int  # header.stamp; 0 = "start when received"
+    time_from_start_ns: np.ndarray  # (M,) int64, strictly increasing, > 0
+    positions: np.ndarray  # (M, D)
+    velocities: np.ndarray  # (M, D)
+
+
+def finite_difference_velocities(plan: Plan, zero_last: bool) -> np.ndarray:
+    """(N, D) velocities: central differences inside, one-sided at the ends."""
+    if len(plan.times_ns) < 2:
+        return np.zeros_like(plan.positions)
+    seconds = plan.times_ns.astype(np.float64) / NS
+    velocities = np.gradient(plan.positions, seconds, axis=0)
+    if zero_last:
+        velocities[-1] = 0.0
+    return velocities
+
+
+def trajectory_points(
+    plan: Plan,
+    now_ns: int,
+    mode: str,
+    zero_last_velocity: bool = True,
+    min_lead_ns: int = 0,
+) -> TrajectoryData:
+    """Trajectory for `plan` published at now_ns, with the chosen latency compensation.
+
+    stamp_observation: stamp = time of the plan's first target minus one step (the observation
+        time for a fresh chunk); the controller skips targets already due.
+    drop_due_points:  stamp = now; targets due by now + min_lead_ns are dropped and the others
+        keep their absolute times.
+    none:             stamp = 0, time_from_start = (i+1) * step, as if the observation had been
+        captured on arrival (the naive publisher; it lags by the whole latency).
+    Raises ChunkExpiredError when no target lies after now + min_lead_ns (modes 1 and 2).
+    """
+    velocities = finite_difference_velocities(plan, zero_last_velocity)
+    times = plan.times_ns
+    if mode == "none":
+        step = int(times[1] - times[0]) if len(times) > 1 else 0
+        rel = (np.arange(1, len(times) + 1, dtype=np.int64) * step) if step else times - times[0]
+        return TrajectoryData(0, rel, plan.positions, velocities)
+    future = times > now_ns + min_lead_ns
+    if not future.any():
+        late_ms = (now_ns - int(times[-1])) / 1e6
+        raise ChunkExpiredError(
+            f"all {len(times)} targets are already due (the last one {late_ms:.1f} ms ago): "
+            "inference or delivery is slower than the chunk span"
+        )
+    if mode == "stamp_observation":
+        step = int(times[1] - times[0]) if len(times) > 1 else 0
+        stamp = int(times[0]) - step
+        return TrajectoryData(stamp, times - stamp, plan.positions, velocities)
+    if mode == "drop_due_points":
+        return TrajectoryData(
+            now_ns, times[future] - now_ns, plan.positions[future], velocities[future]
+        )
+    raise ValueError(
+        f"latency compensation {mode!r}: expected stamp_observation, drop_due_points or none"
+    )
+
+
+def hold_points(position: np.ndarray, now_ns: int, settle_ns: int) -> TrajectoryData:
+    """A one-point trajectory that holds `position` (D,), reached settle_ns after now."""
+    position = np.asarray(position, dtype=np.float64)[None, :]  # (1, D)
+    return TrajectoryData(
+        now_ns, np.array([max(settle_ns, 1)], dtype=np.int64), position, np.zeros_like(position)
+    )
+
+
+def future_part(plan: Plan, now_ns: int) -> Plan | None:
+    """The targets after now_ns, or None when the plan is over."""
+    keep = plan.times_ns > now_ns
+    if not keep.any():
+        return None
+    return Plan(plan.times_ns[keep], plan.positions[keep])

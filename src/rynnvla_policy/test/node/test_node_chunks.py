@@ -1,0 +1,136 @@
+"""Chunks on the absolute time axis: latency compensation, overlap policies, velocities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rynnvla_policy.node.chunks import (
+    NS,
+    ChunkExpiredError,
+    OverlapMerger,
+    Plan,
+    finite_difference_velocities,
+    hold_points,
+    trajectory_points,
+)
+
+STEP = NS // 30  # 30 Hz
+T0 = 100 * NS
+
+
+def ramp_chunk(start=0.0, slope=1.0, steps=20, joints=2):
+    t = np.arange(1, steps + 1) * STEP / NS
+    return np.stack([start + slope * t * (j + 1) for j in range(joints)], axis=1)  # (T, D)
+
+
+def test_plan_times_follow_observation_stamp():
+    plan = Plan.from_chunk(ramp_chunk(), T0, STEP)
+    assert plan.times_ns[0] == T0 + STEP
+    assert np.all(np.diff(plan.times_ns) == STEP)
+
+
+def test_velocities_are_finite_differences_with_zero_end():
+    plan = Plan.from_chunk(ramp_chunk(slope=0.5), T0, STEP)
+    vel = finite_difference_velocities(plan, zero_last=True)
+    np.testing.assert_allclose(vel[:-1], [[0.5, 1.0]] * 19, rtol=1e-6)
+    assert np.all(vel[-1] == 0)
+    assert np.allclose(finite_difference_velocities(plan, zero_last=False)[-1], [0.5, 1.0])
+
+
+def test_stamp_observation_keeps_all_points_stamped_at_observation():
+    plan = Plan.from_chunk(ramp_chunk(), T0, STEP)
+    data = trajectory_points(plan, now_ns=T0 + 5 * STEP + 1, mode="stamp_observation")
+    assert data.stamp_ns == T0
+    assert data.time_from_start_ns[0] == STEP
+    assert len(data.time_from_start_ns) == 20
+    assert np.all(np.diff(data.time_from_start_ns) > 0)
+
+
+def test_drop_due_points_keeps_absolute_times():
+    plan = Plan.from_chunk(ramp_chunk(), T0, STEP)
+    now = T0 + 5 * STEP + STEP // 2  # 5.5 steps of latency: points 0..4 are due
+    data = trajectory_points(plan, now_ns=now, mode="drop_due_points")
+    assert data.stamp_ns == now
+    assert len(data.positions) == 15
+    np.testing.assert_array_equal(data.positions, plan.positions[5:])
+    assert data.time_from_start_ns[0] == T0 + 6 * STEP - now  # half a step ahead
+    np.testing.assert_array_equal(data.time_from_start_ns + now, plan.times_ns[5:])
+
+
+def test_naive_mode_ignores_latency():
+    plan = Plan.from_chunk(ramp_chunk(), T0, STEP)
+    data = trajectory_points(plan, now_ns=T0 + 50 * STEP, mode="none")
+    assert data.stamp_ns == 0
+    assert data.time_from_start_ns.tolist() == [(i + 1) * STEP for i in range(20)]
+
+
+@pytest.mark.parametrize("mode", ["stamp_observation", "drop_due_points"])
+def test_never_a_chunk_entirely_in_the_past(mode):
+    plan = Plan.from_chunk(ramp_chunk(), T0, STEP)
+    with pytest.raises(ChunkExpiredError, match="all 20 targets are already due"):
+        trajectory_points(plan, now_ns=T0 + 20 * STEP, mode=mode)
+
+
+def test_latest_policy_uses_the_new_chunk():
+    merger = OverlapMerger("latest")
+    first = Plan.from_chunk(np.zeros((20, 2)), T0, STEP)
+    merger.commit(merger.merge(first, T0))
+    second = Plan.from_chunk(np.ones((20, 2)), T0 + 10 * STEP, STEP)
+    np.testing.assert_array_equal(merger.merge(second, T0 + 10 * STEP).positions, np.ones((20, 2)))
+
+
+def test_blend_ramps_from_executing_plan_to_new_chunk():
+    merger = OverlapMerger("blend", blend_steps=4)
+    first = Plan.from_chunk(np.zeros((20, 2)), T0, STEP)
+    merger.commit(merger.merge(first, T0))
+    second = Plan.from_chunk(np.ones((20, 2)), T0 + 10 * STEP, STEP)
+    merged = merger.merge(second, T0 + 10 * STEP)
+    # overlap covers the first 10 new steps; the ramp is 1/5 .. 4/5 then 1
+    np.testing.assert_allclose(merged.positions[:6, 0], [0.2, 0.4, 0.6, 0.8, 1.0, 1.0])
+    np.testing.assert_array_equal(merged.times_ns, second.times_ns)
+
+
+def test_blend_without_overlap_is_the_new_chunk():
+    merger = OverlapMerger("blend", blend_steps=4)
+    merger.commit(Plan.from_chunk(np.zeros((20, 2)), T0, STEP))
+    late = Plan.from_chunk(np.ones((20, 2)), T0 + 40 * STEP, STEP)
+    np.testing.assert_array_equal(merger.merge(late, T0 + 40 * STEP).positions, np.ones((20, 2)))
+
+
+def test_ensemble_averages_overlapping_chunks_in_time():
+    merger = OverlapMerger("ensemble", ensemble_decay=0.0)
+    merger.merge(Plan.from_chunk(np.zeros((20, 1)), T0, STEP), T0)
+    merged = merger.merge(Plan.from_chunk(np.ones((20, 1)), T0 + 10 * STEP, STEP), T0 + 10 * STEP)
+    # times 11..20 steps after T0 are covered by both (equal weights), the rest only by the new
+    np.testing.assert_allclose(merged.positions[:10, 0], 0.5)
+    np.testing.assert_allclose(merged.positions[10:, 0], 1.0)
+
+
+def test_ensemble_decay_weights_older_chunks_more():
+    merger = OverlapMerger("ensemble", ensemble_decay=np.log(3.0))  # weights 1, 1/3
+    merger.merge(Plan.from_chunk(np.zeros((20, 1)), T0, STEP), T0)
+    merged = merger.merge(Plan.from_chunk(np.ones((20, 1)), T0 + 10 * STEP, STEP), T0 + 10 * STEP)
+    np.testing.assert_allclose(merged.positions[0, 0], (1 / 3) / (1 + 1 / 3))
+
+
+def test_ensemble_forgets_chunks_that_ended():
+    merger = OverlapMerger("ensemble", ensemble_decay=0.0)
+    merger.merge(Plan.from_chunk(np.zeros((20, 1)), T0, STEP), T0)
+    late = T0 + 30 * STEP
+    merged = merger.merge(Plan.from_chunk(np.ones((20, 1)), late, STEP), late)
+    np.testing.assert_allclose(merged.positions, 1.0)
+
+
+def test_reset_forgets_history():
+    merger = OverlapMerger("blend", blend_steps=4)
+    merger.commit(Plan.from_chunk(np.zeros((20, 2)), T0, STEP))
+    merger.reset()
+    second = Plan.from_chunk(np.ones((20, 2)), T0 + 10 * STEP, STEP)
+    np.testing.assert_array_equal(merger.merge(second, T0 + 10 * STEP).positions, np.ones((20, 2)))
+
+
+def test_hold_is_one_point_with_zero_velocity():
+    data = hold_points(np.array([0.1, 0.2]), T0, STEP)
+    assert data.stamp_ns == T0
+    assert data.time_from_start_ns.tolist() == [STEP]
+    assert data.velocities.tolist() == [[0.0, 0.0]]
