@@ -1,0 +1,1 @@
+"""The rclpy sim node (``sim_node``): ``SimNode``, its parameters and threads."""

@@ -1,0 +1,259 @@
+"""``SimNode``: the MuJoCo arm as a ROS 2 node that behaves like an arm behind ros2_control.
+
+Threads: physics (``PhysicsLoop``: controller + physics + joint states + /clock), rendering
+(``RenderWorker``: cameras), and the executor's threads for the trajectory subscription, the
+reset service and the status timer. One lock guards the simulation state.
+
+Topics (defaults, see docs/architecture.md): publishes ``/joint_states``,
+``/camera/<name>/image_raw`` (or ``.../compressed``), ``/sim/episode_status``, ``/clock``;
+subscribes ``/<controller_name>/joint_trajectory``; serves ``/sim/reset_episode``.
+
+Stamps are sim time: ``epoch (wall clock at start-up) + simulated seconds``. In real time this
+tracks the wall clock, so nodes without ``use_sim_time`` see consistent stamps; faster than
+real time, ``/clock`` carries it for nodes with ``use_sim_time:=true``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from builtin_interfaces.msg import Time
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+from rosgraph_msgs.msg import Clock
+from rynnvla_policy.conversions import ns_to_stamp, rgb_to_compressed_image, rgb_to_image
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from trajectory_msgs.msg import JointTrajectory
+
+from rynnvla_msgs.msg import EpisodeStatus
+from rynnvla_msgs.srv import ResetEpisode
+from rynnvla_sim.config import SimConfig
+from rynnvla_sim.env import ArmSimEnv
+from rynnvla_sim.messages import joint_state
+from rynnvla_sim.node.params import SimNodeParams, SimParamsError
+from rynnvla_sim.node.physics import PhysicsCallbacks, PhysicsLoop
+from rynnvla_sim.node.render import RenderWorker
+from rynnvla_sim.stepper import ControlledArm
+from rynnvla_sim.trajectory import FollowerConfig
+
+RELIABLE_LATCHED = QoSProfile(
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+
+def declare_params(node: Node) -> SimNodeParams:
+    """Declare every SimNodeParams field as a ROS parameter and build the validated params."""
+    defaults = SimNodeParams()
+    values = {}
+    for name in SimNodeParams.__dataclass_fields__:
+        default = getattr(defaults, name)
+        value = node.declare_parameter(
+            name, list(default) if isinstance(default, tuple) else default
+        )
+        values[name] = value.value
+    return SimNodeParams.from_mapping(values)
+
+
+class SimNode(Node):
+    """The simulated arm. ``start()`` after construction, ``stop()`` before destroy_node()."""
+
+    def __init__(self, node_name: str = "sim_node", **kwargs: Any):
+        super().__init__(node_name, **kwargs)
+        self.params = p = declare_params(self)
+        try:
+            config = SimConfig(
+                joint_names=p.joint_names, image_width=p.image_width, image_height=p.image_height
+            )
+        except ValueError as exc:
+            raise SimParamsError([str(exc)]) from exc
+        self.env = ArmSimEnv(config)
+        self._lock = threading.Lock()
+        follower = FollowerConfig(
+            p.joint_names,
+            allow_partial_joints_goal=p.allow_partial_joints_goal,
+            allow_nonzero_velocity_at_trajectory_end=p.allow_nonzero_velocity_at_trajectory_end,
+            interpolate_from_desired_state=p.interpolate_from_desired_state,
+        )
+        try:
+            self.env.reset(p.task_id, p.seed, distractors=p.distractors)
+        except ValueError as exc:
+            raise SimParamsError([f"task_id={p.task_id!r}: {exc}"]) from exc
+        epoch_ns = time.time_ns() // 1_000_000 * 1_000_000  # whole ms: readable stamps
+        try:
+            self.arm = ControlledArm(self.env, follower, p.control_rate_hz, epoch_ns)
+        except ValueError as exc:
+            raise SimParamsError([str(exc)]) from exc
+        self._episode = {"seed": p.seed, "index": 0, "distractors": p.distractors}
+        self._next_seed = p.seed + 1
+        self._create_interfaces()
+        self.renderer = RenderWorker(
+            self.env.model,
+            p.image_width,
+            p.image_height,
+            p.cameras,
+            self._publish_frame,
+            queue_size=p.render_queue_size,
+            on_error=self._thread_failed,
+        )
+        self.physics = PhysicsLoop(
+            self.arm,
+            self._lock,
+            PhysicsCallbacks(
+                joint_state=self._publish_joint_state,
+                clock=self._publish_clock if p.publishes_clock else None,
+                capture=self._capture,
+                error=self._thread_failed,
+                overrun=self._overrun,
+            ),
+            real_time_factor=p.real_time_factor,
+            joint_state_rate_hz=p.joint_state_rate_hz,
+            camera_rate_hz=p.camera_rate_hz,
+        )
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start rendering (raises GLBackendError without a GL backend), then physics."""
+        self.renderer.start()
+        # stamps = wall clock from now on in real time (start-up time is not a lag)
+        self.physics.start(epoch_ns=time.time_ns() // 1_000_000 * 1_000_000)
+        self._publish_status()
+        p = self.params
+        self.get_logger().info(
+            f"simulated arm up: task {p.task_id!r} seed {p.seed}, real_time_factor "
+            f"{p.real_time_factor}, cameras {list(p.cameras)} {p.image_width}x{p.image_height} "
+            f"{p.image_encoding} at {p.camera_rate_hz} Hz, trajectories on {p.trajectory_topic}"
+        )
+
+    def stop(self) -> None:
+        """Stop physics then rendering (idempotent); the arm simply stops moving."""
+        self.physics.stop()
+        self.renderer.stop()
+
+    def _overrun(self, lag_s: float) -> None:
+        self.get_logger().warning(
+            f"simulation fell {lag_s:.2f} s behind the wall clock (real_time_factor "
+            f"{self.params.real_time_factor}); stamps now lag by that much. The machine is "
+            "overloaded: lower camera_rate_hz / image size, or use real_time_factor < 1",
+            throttle_duration_sec=5.0,
+        )
+
+    def _thread_failed(self, exc: BaseException) -> None:
+        self.get_logger().fatal(f"simulation thread died: {type(exc).__name__}: {exc}")
+
+    # ---- ROS interfaces ----------------------------------------------------------------------
+
+    def _create_interfaces(self) -> None:
+        p = self.params
+        self._js_pub = self.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+        image_type = CompressedImage if p.compressed else Image
+        self._image_pubs = {
+            cam: self.create_publisher(image_type, p.camera_topic(cam), qos_profile_sensor_data)
+            for cam in p.cameras
+        }
+        self._clock_pub = self.create_publisher(Clock, "/clock", 10) if p.publishes_clock else None
+        self._status_pub = self.create_publisher(
+            EpisodeStatus, "/sim/episode_status", RELIABLE_LATCHED
+        )
+        self.create_subscription(
+            JointTrajectory,
+            p.trajectory_topic,
+            self._on_trajectory,
+            10,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
+        self.create_service(
+            ResetEpisode,
+            "/sim/reset_episode",
+            self._on_reset,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
+        self.create_timer(
+            1.0 / p.status_rate_hz,
+            self._publish_status,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        with self._lock:
+            result = self.arm.submit(msg)
+        if not result.accepted:
+            self.get_logger().warning(f"rejected trajectory: {result.reason}")
+
+    def _on_reset(self, request, response):
+        with self._lock:
+            task_id = request.task_id or self.env.task_id
+            seed = self._next_seed if request.seed < 0 else int(request.seed)
+            try:
+                info = self.arm.reset_episode(task_id, seed, distractors=request.distractors)
+            except (ValueError, KeyError) as exc:
+                response.success = False
+                response.message = f"reset refused: {exc}"
+                response.instruction = self.env.instruction
+                self.get_logger().warning(response.message)
+                return response
+            self._next_seed = seed + 1
+            self._episode = {
+                "seed": seed,
+                "index": self._episode["index"] + 1,
+                "distractors": bool(request.distractors),
+            }
+        response.success = True
+        response.message = f"episode {self._episode['index']}: {task_id} seed {seed}"
+        response.instruction = info["instruction"]
+        self.get_logger().info(response.message)
+        self._publish_status()
+        return response
+
+    # ---- publishing (called from the physics, render and executor threads) -------------------
+
+    def _publish_joint_state(self, stamp_ns: int, q, qd) -> None:
+        self._js_pub.publish(
+            joint_state(JointState, self.params.joint_names, q, qd, stamp_ns=stamp_ns)
+        )
+
+    def _publish_clock(self, stamp_ns: int) -> None:
+        self._clock_pub.publish(Clock(clock=ns_to_stamp(stamp_ns, Time)))
+
+    def _capture(self, stamp_ns: int, qpos) -> None:
+        # as fast as possible: wait for the renderer; in (scaled) real time: drop, never block
+        self.renderer.submit(stamp_ns, qpos, block=self.params.real_time_factor == 0)
+
+    def _publish_frame(self, stamp_ns: int, camera: str, rgb) -> None:
+        p = self.params
+        frame_id = f"{camera}_camera_optical_frame"
+        if p.compressed:
+            msg = rgb_to_compressed_image(
+                rgb, CompressedImage, quality=p.jpeg_quality, stamp_ns=stamp_ns, frame_id=frame_id
+            )
+        else:
+            msg = rgb_to_image(
+                rgb, Image, encoding=p.image_encoding, stamp_ns=stamp_ns, frame_id=frame_id
+            )
+        self._image_pubs[camera].publish(msg)
+
+    def _publish_status(self) -> None:
+        with self._lock:
+            msg = EpisodeStatus(
+                task_id=self.env.task_id,
+                instruction=self.env.instruction,
+                seed=int(self._episode["seed"]),
+                episode_index=int(self._episode["index"]),
+                elapsed=self.arm.elapsed_s,
+                success=bool(self.env.success()),
+                time_to_success=float(self.arm.time_to_success_s),
+            )
+            msg.header.stamp = ns_to_stamp(self.arm.now_ns, Time)
+        self._status_pub.publish(msg)
