@@ -1,0 +1,288 @@
+"""RynnVLA-001 model: the transformers Chameleon decoder plus the VLA heads.
+
+Names follow the paper and the published checkpoints (HF Chameleon keys):
+``model.embed_tokens``, ``model.layers.{i}.*``, ``model.norm``, ``lm_head``,
+``state_projection`` (normalised joint state -> the STATE token's input embedding) and
+``action_head`` (hidden state at STATE -> ActionVAE ``[mu || logvar]``).
+
+The decoder layers, RMSNorm, rotary embedding and causal-mask construction are transformers'
+own (``ChameleonDecoderLayer`` & co.); this file only wires them and adds the heads and losses.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.masking_utils import create_causal_mask
+from transformers.models.chameleon.modeling_chameleon import (
+    ChameleonDecoderLayer,
+    ChameleonRMSNorm,
+    ChameleonRotaryEmbedding,
+    ChameleonSwinDecoderLayer,
+)
+
+from .config import BackboneConfig, RynnVLAConfig
+
+IGNORE_INDEX = -100
+
+
+class TokenBookkeepingError(ValueError):
+    """Special tokens in a sequence do not match the tensors meant to fill or read them."""
+
+
+class ChameleonBackbone(nn.Module):
+    """Token embedding + transformers Chameleon decoder layers + final RMSNorm.
+
+    Residual dropout (stage-3 fine-tuning) is applied to the attention and MLP outputs before
+    each residual add, through forward hooks so the transformers layers stay untouched.
+    """
+
+    def __init__(self, config: BackboneConfig, attn_implementation: str = "sdpa") -> None:
+        super().__init__()
+        self.config = config
+        self.hf_config = config.to_chameleon_config(attn_implementation)
+        layer_cls = ChameleonSwinDecoderLayer if config.swin_norm else ChameleonDecoderLayer
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(
+            [layer_cls(self.hf_config, i) for i in range(config.num_hidden_layers)]
+        )
+        self.norm = ChameleonRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.rotary_emb = ChameleonRotaryEmbedding(config=self.hf_config)
+        self.residual_dropout = nn.Dropout(config.residual_dropout)
+        if config.residual_dropout > 0:
+            for layer in self.layers:
+                layer.self_attn.register_forward_hook(self._drop_attention_output)
+                layer.mlp.register_forward_hook(self._drop_mlp_output)
+
+    def _drop_attention_output(self, _module, _inputs, output):
+        attn_output, attn_weights = output
+        return self.residual_dropout(attn_output), attn_weights
+
+    def _drop_mlp_output(self, _module, _inputs, output):
+        return self.residual_dropout(output)
+
+    def set_attn_implementation(self, name: str) -> None:
+        """ "sdpa" (default) or "eager"; shared by every layer through the config object."""
+        self.hf_config._attn_implementation = name
+
+    def forward(
+        self,
+        inputs_embeds: torch.Tensor,  # (B, S, H)
+        position_ids: torch.Tensor | None = None,  # (B, S)
+        attention_mask: torch.Tensor | None = None,  # (B, past + S), 1 = real token
+        past_key_values: Cache | None = None,
+    ) -> torch.Tensor:
+        """Last hidden states (B, S, H) BEFORE the final norm (callers norm what they read)."""
+        past = past_key_values.get_seq_length() if past_key_values is not None else 0
+        if position_ids is None:
+            position_ids = torch.arange(
+                past, past + inputs_embeds.shape[1], device=inputs_embeds.device
+            ).unsqueeze(0)
+        mask = create_causal_mask(
+            config=self.hf_config,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            past_key_values=past_key_values,
+            position_ids=position_ids,
+        )
+        hidden = inputs_embeds
+        position_embeddings = self.rotary_emb(hidden, position_ids=position_ids)
+        for layer in self.layers:
+            hidden = layer(
+                hidden,
+                attention_mask=mask,
+                position_ids=position_ids,
+                past_key_values=past_key_values,
+                use_cache=past_key_values is not None,
+                position_embeddings=position_embeddings,
+            )
+            if isinstance(hidden, tuple):
+                hidden = hidden[0]
+        return hidden
+
+
+class RynnVLAModel(nn.Module):
+    """Chameleon backbone + lm_head + state projection + action head."""
+
+    def __init__(self, config: RynnVLAConfig, attn_implementation: str = "sdpa") -> None:
+        super().__init__()
+        self.config = config
+        hidden = config.backbone.hidden_size
+        self.model = ChameleonBackbone(config.backbone, attn_implementation)
+        self.lm_head = nn.Linear(hidden, config.backbone.vocab_size, bias=False)
+        self.state_projection = nn.Linear(config.state_dim, hidden)
+        self.action_head = nn.Linear(hidden, config.action_latent_dim)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Chameleon's init: N(0, initializer_range) weights, zero biases, unit norms."""
+        std = self.config.backbone.initializer_range
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                module.weight.normal_(0.0, std)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, nn.Embedding):
+                module.weight.normal_(0.0, std)
+            elif isinstance(module, nn.LayerNorm):
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+            elif isinstance(module, ChameleonRMSNorm):
+                module.weight.fill_(1.0)
+
+    # ---- inputs -------------------------------------------------------------------------
+    def embed(self, input_ids: torch.Tensor, states: torch.Tensor | None) -> torch.Tensor:
+        """Token embeddings (B, S, H) with every STATE token's embedding replaced by
+        ``state_projection(state)``; ``states`` (N, state_dim) fill STATE tokens in reading
+        order (row-major over (B, S))."""
+        embeds = self.model.embed_tokens(input_ids)  # (B, S, H)
+        is_state = input_ids == self.config.tokens.state_id  # (B, S)
+        n_tokens = int(is_state.sum())
+        n_states = 0 if states is None else states.shape[0]
+        if n_tokens != n_states:
+            raise TokenBookkeepingError(
+                f"STATE tokens and states do not match: tokens {n_tokens}, states {n_states}"
+            )
+        if n_tokens == 0:
+            return embeds
+        if states.ndim != 2 or states.shape[1] != self.config.state_dim:
+            raise TokenBookkeepingError(
+                f"states must be (N, {self.config.state_dim}), got {tuple(states.shape)}"
+            )
+        projected = self.state_projection(states.to(embeds.dtype))  # (N, H)
+        return embeds.masked_scatter(is_state.unsqueeze(-1), projected)
+
+    # ---- training ------------------------------------------------------------------------
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training forward: ``(loss, metrics)`` with every loss term reported separately.
+
+        batch: ``input_ids`` (B, S), ``labels`` (B, S) with -100 = not supervised,
+        optional ``attention_mask`` (B, S), ``states`` (N_state, state_dim) for the STATE
+        tokens, optional ``action_targets`` (N_action, action_latent_dim) for the ACTION
+        tokens (each predicted from the hidden state just before it, the STATE position).
+        """
+        input_ids = batch["input_ids"]
+        labels = batch["labels"]
+        if labels.shape != input_ids.shape:
+            raise TokenBookkeepingError(
+                f"labels {tuple(labels.shape)} and input_ids {tuple(input_ids.shape)} differ"
+            )
+        embeds = self.embed(input_ids, batch.get("states"))
+        hidden = self.model.norm(self.model(embeds, attention_mask=batch.get("attention_mask")))
+        loss_cfg = self.config.loss
+
+        logits = self.lm_head(hidden[:, :-1]).float()  # (B, S-1, V): position t predicts t+1
+        targets = labels[:, 1:]  # (B, S-1)
+        valid = targets != IGNORE_INDEX
+        zero = hidden.new_zeros((), dtype=torch.float32)
+        if valid.any():
+            ce = F.cross_entropy(logits[valid], targets[valid])
+            accuracy = (logits[valid].argmax(-1) == targets[valid]).float().mean()
+        else:
+            ce, accuracy = zero, zero
+        z_loss = zero
+        if loss_cfg.z_loss_weight > 0 and valid.any():
+            z_loss = torch.logsumexp(logits[valid], dim=-1).pow(2).mean()
+
+        action_loss = self._action_loss(hidden, input_ids, batch.get("action_targets"))
+        loss = (
+            loss_cfg.ce_weight * ce
+            + loss_cfg.action_weight * action_loss
+            + loss_cfg.z_loss_weight * z_loss
+        )
+        metrics = {
+            "loss": float(loss.detach()),
+            "ce_loss": float(ce.detach()),
+            "action_loss": float(action_loss.detach()),
+            "z_loss": float(z_loss.detach()),
+            "token_accuracy": float(accuracy.detach()),
+            "supervised_tokens": float(valid.sum()),
+        }
+        return loss, metrics
+
+    def action_read_positions(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, position) indices of the hidden states that predict each ACTION token: the
+        token right before ACTION, which must be STATE."""
+        batch_idx, pos = torch.nonzero(input_ids == self.config.tokens.action_id, as_tuple=True)
+        if (pos == 0).any():
+            raise TokenBookkeepingError("an ACTION token is at position 0 (no STATE before it)")
+        before = input_ids[batch_idx, pos - 1]
+        if not bool((before == self.config.tokens.state_id).all()):
+            raise TokenBookkeepingError(
+                f"every ACTION token must follow a STATE token; found {before.tolist()}"
+            )
+        return batch_idx, pos - 1
+
+    def _action_loss(
+        self, hidden: torch.Tensor, input_ids: torch.Tensor, targets: torch.Tensor | None
+    ) -> torch.Tensor:
+        batch_idx, read_pos = self.action_read_positions(input_ids)
+        n_targets = 0 if targets is None else targets.shape[0]
+        if n_targets != batch_idx.numel():
+            raise TokenBookkeepingError(
+                f"ACTION tokens and action targets do not match: tokens {batch_idx.numel()}, "
+                f"targets {n_targets}"
+            )
+        if n_targets == 0:
+            return hidden.new_zeros((), dtype=torch.float32)
+        if targets.shape[1] != self.config.action_latent_dim:
+            raise TokenBookkeepingError(
+                f"action targets must be (N, {self.config.action_latent_dim}), "
+                f"got {tuple(targets.shape)}"
+            )
+        predicted = self.action_head(hidden[batch_idx, read_pos]).float()  # (N, latent)
+        return F.l1_loss(predicted, targets.float())
+
+    # ---- inference -----------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_prefix(self, prefix_ids: torch.Tensor) -> DynamicCache:
+        """Run the constant prompt prefix (1, P) once and return its KV cache."""
+        cache = DynamicCache(config=self.model.hf_config)
+        embeds = self.model.embed_tokens(prefix_ids)  # (1, P, H)
+        self.model(embeds, past_key_values=cache)
+        return cache
+
+    @torch.no_grad()
+    def predict_action_params(
+        self,
+        suffix_ids: torch.Tensor,  # (1, S), ends with STATE
+        states: torch.Tensor,  # (n_state, state_dim)
+        prefix_cache: DynamicCache | None = None,
+    ) -> torch.Tensor:
+        """Action head output (1, action_latent_dim) at the final STATE token.
+
+        With ``prefix_cache`` the suffix attends to the cached prefix and the cache is cropped
+        back afterwards, so the same prefix serves every step. Only one hidden state is
+        normed and projected: no vocabulary logits are ever computed here.
+        """
+        if int(suffix_ids[0, -1]) != self.config.tokens.state_id:
+            raise TokenBookkeepingError("the inference prompt must end with the STATE token")
+        embeds = self.embed(suffix_ids, states)
+        prefix_len = 0 if prefix_cache is None else prefix_cache.get_seq_length()
+        try:
+            hidden = self.model(embeds, past_key_values=prefix_cache)  # (1, S, H)
+        finally:
+            if prefix_cache is not None and prefix_cache.get_seq_length() > prefix_len:
+                prefix_cache.crop(prefix_len - prefix_cache.get_seq_length())
+        last = self.model.norm(hidden[:, -1])  # (1, H)
+        return self.action_head(last).float()
+
+    @torch.no_grad()
+    def predict_action_params_naive(
+        self, input_ids: torch.Tensor, states: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reference-style inference: full prompt, no cache, logits for every position and the
+        full vocabulary, action head on every position, then pick the final STATE.
+        Returns (action params (1, latent), logits (1, S, V)). Used as the baseline only."""
+        embeds = self.embed(input_ids, states)
+        hidden = self.model.norm(self.model(embeds))  # (1, S, H)
+        logits = self.lm_head(hidden).float()  # (1, S, V)
+        params = self.action_head(hidden).float()  # (1, S, latent)
+        state_pos = torch.nonzero(input_ids[0] == self.config.tokens.state_id)[-1, 0]
+        return params[:, state_pos], logits
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,241 @@
+"""PolicyRunner: the robot-facing inference API (``infer(observation)`` and ``reset()``).
+
+One step = preprocess + tokenise the cameras, ONE forward pass over the prompt
+``[BOS + instruction][front][wrist][STATE]`` (or the last ``inference_history`` frames), the
+action head on the STATE hidden state, the ActionVAE decoder, and the exact inverse of the
+action normalisation. Never computes vocabulary logits. The KV cache of the constant prefix
+(``[BOS + instruction]`` of the first frame) is computed once per instruction and reused.
+On GPU the backbone runs in bf16 (fp16 where bf16 is unsupported) with SDPA; on CPU in float32,
+deterministically.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import Checkpoint
+from .modeling import RynnVLAModel
+from .sequence import build_action_sequence
+
+
+@dataclass(frozen=True)
+class FeatureContract:
+    """What a checkpoint consumes and produces (robot-facing)."""
+
+    camera_names: tuple[str, ...]
+    state_dim: int
+    action_dim: int
+    joint_names: tuple[str, ...]
+    chunk_length: int
+    fps: float
+    absolute_dims: tuple[int, ...]
+
+
+@dataclass
+class Observation:
+    """One observation: RGB uint8 (H, W, 3) per camera, raw joint state (D,), instruction."""
+
+    images: dict[str, np.ndarray]
+    state: np.ndarray
+    instruction: str
+
+
+@dataclass
+class ActionChunk:
+    """``positions`` (chunk_length, action_dim) float64 absolute joint targets; ``latent``
+    (latent_dim,) float32 ActionVAE latent; ``timings_ms`` per stage."""
+
+    positions: np.ndarray
+    latent: np.ndarray
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    prompt_tokens: int = 0
+
+
+@dataclass
+class _Frame:
+    blocks: list[list[int]]
+    state: np.ndarray  # normalised (D,) float32
+    pixels: list[torch.Tensor]  # kept only for the naive baseline's re-encoding
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+class PolicyRunner:
+    """Inference over a loaded checkpoint; keeps per-episode state until ``reset()``."""
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
+        sample_latent: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.device = torch.device(device)
+        self.dtype = dtype or default_dtype(self.device)
+        self.model: RynnVLAModel = checkpoint.model.to(self.device, self.dtype).eval()
+        self.image_tokenizer = checkpoint.image_tokenizer.to(self.device).eval()
+        self.action_vae = checkpoint.action_vae.to(self.device).eval()
+        self.processor = checkpoint.processor
+        self.config = self.model.config
+        self.sample_latent = sample_latent
+        self._generator = torch.Generator(device=self.device).manual_seed(seed)
+        self._seed = seed
+        self._history: deque[_Frame] = deque(maxlen=self.config.inference_history)
+        self._instruction: str | None = None
+        self._prefix_ids: list[int] = []
+        self._prefix_cache = None
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
+        sample_latent: bool = False,
+        seed: int = 0,
+    ) -> PolicyRunner:
+        return cls(Checkpoint.from_pretrained(path), device, dtype, sample_latent, seed)
+
+    @property
+    def contract(self) -> FeatureContract:
+        features = self.processor.config
+        return FeatureContract(
+            camera_names=tuple(features.camera_names),
+            state_dim=features.state_dim,
+            action_dim=features.action_dim,
+            joint_names=tuple(features.joint_names),
+            chunk_length=features.chunk_length,
+            fps=float(features.fps),
+            absolute_dims=tuple(features.absolute_dims),
+        )
+
+    def reset(self) -> None:
+        """Forget the frame history and the cached instruction prefix."""
+        self._history.clear()
+        self._instruction = None
+        self._prefix_ids = []
+        self._prefix_cache = None
+        self._generator.manual_seed(self._seed)
+
+    # ---- the fast path ----------------------------------------------------------------------
+    @torch.inference_mode()
+    def infer(self, observation: Observation) -> ActionChunk:
+        start = time.perf_counter()
+        instruction_ids = self._observe(observation, batch_cameras=True)
+        t_pre = time.perf_counter()
+        if self._prefix_cache is None:
+            self._prefix_ids = instruction_ids
+            prefix = torch.tensor([instruction_ids], device=self.device)
+            self._prefix_cache = self.model.encode_prefix(prefix)
+        ids, states = self._prompt(instruction_ids)
+        suffix = torch.tensor([ids[len(self._prefix_ids) :]], device=self.device)
+        params = self.model.predict_action_params(suffix, states, self._prefix_cache)
+        t_fwd = time.perf_counter()
+        positions, latent = self._decode(params, observation.state)
+        end = time.perf_counter()
+        return ActionChunk(positions, latent, _timings(start, t_pre, t_fwd, end), len(ids))
+
+    # ---- the reference-style baseline ---------------------------------------------------------
+    @torch.inference_mode()
+    def infer_naive(self, observation: Observation) -> ActionChunk:
+        """What the reference inference does: tokenise the instruction and every frame's cameras
+        again (one camera at a time), run the whole prompt without any cache, compute logits
+        over the full vocabulary and the action head at every position. Same result as
+        ``infer``; kept as the benchmark baseline and as a test oracle."""
+        start = time.perf_counter()
+        self._observe(observation, batch_cameras=False)
+        instruction_ids = self.processor.text_tokenizer.encode(observation.instruction)
+        for old in list(self._history)[:-1]:  # re-encode history frames like the reference
+            old.blocks = self.processor.frame_blocks(
+                [self.image_tokenizer.encode(p[None].to(self.device))[0] for p in old.pixels]
+            )
+        t_pre = time.perf_counter()
+        ids, states = self._prompt(instruction_ids)
+        full = torch.tensor([ids], device=self.device)
+        params, _logits = self.model.predict_action_params_naive(full, states)
+        t_fwd = time.perf_counter()
+        positions, latent = self._decode(params, observation.state)
+        end = time.perf_counter()
+        return ActionChunk(positions, latent, _timings(start, t_pre, t_fwd, end), len(ids))
+
+    # ---- steps -------------------------------------------------------------------------------
+    def _observe(self, observation: Observation, batch_cameras: bool) -> list[int]:
+        """Validate, tokenise and append the observation to the history; returns the
+        instruction ids."""
+        processor = self.processor
+        processor.check_observation(observation.images, observation.state)
+        instruction_ids = processor.encode_instruction(observation.instruction)
+        if observation.instruction != self._instruction:
+            # A new instruction starts a new context: old frames and prefix no longer apply.
+            self._history.clear()
+            self._prefix_cache = None
+            self._instruction = observation.instruction
+        pixels = processor.preprocess_images(observation.images)
+        codes = self._encode_cameras(pixels, batch_cameras)
+        frame = _Frame(
+            blocks=processor.frame_blocks(codes),
+            state=processor.normalize_state(observation.state),
+            pixels=pixels if self.config.inference_history > 1 else [],
+        )
+        self._history.append(frame)
+        return instruction_ids
+
+    def _encode_cameras(self, pixels: list[torch.Tensor], batch: bool) -> list[torch.Tensor]:
+        """VQ codes per camera; cameras with equal crop sizes go through the encoder together."""
+        if not batch:
+            return [self.image_tokenizer.encode(p[None].to(self.device))[0].cpu() for p in pixels]
+        codes: list[torch.Tensor | None] = [None] * len(pixels)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, p in enumerate(pixels):
+            by_shape.setdefault(tuple(p.shape), []).append(index)
+        for indices in by_shape.values():
+            stacked = torch.stack([pixels[i] for i in indices]).to(self.device)
+            for i, grid in zip(indices, self.image_tokenizer.encode(stacked).cpu(), strict=True):
+                codes[i] = grid
+        return codes  # type: ignore[return-value]
+
+    def _prompt(self, instruction_ids: list[int]) -> tuple[list[int], torch.Tensor]:
+        frames = list(self._history)
+        seq = build_action_sequence(
+            instruction_ids,
+            [f.blocks for f in frames],
+            self.config.tokens,
+            self.config.loss,
+            self.config.instruction_every_frame,
+            end_with_action=False,
+        )
+        states = torch.from_numpy(np.stack([f.state for f in frames])).to(self.device)
+        return seq.input_ids, states
+
+    def _decode(self, params: torch.Tensor, raw_state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[mu || logvar] (1, 2L) -> absolute joint targets (T, D) and the latent z (L,)."""
+        params = params.float()
+        mu, logvar = params.chunk(2, dim=-1)
+        z = mu
+        if self.sample_latent:
+            noise = torch.randn(mu.shape, generator=self._generator, device=mu.device)
+            z = mu + noise * torch.exp(0.5 * logvar)
+        vae_dtype = next(self.action_vae.parameters()).dtype
+        chunk = self.action_vae.decode(z.to(vae_dtype)).float()  # (1, T, D)
+        positions = self.processor.to_absolute(chunk[0].cpu().numpy(), raw_state)
+        return positions, z[0].cpu().numpy().astype(np.float32)
+
+
+def _timings(start: float, t_pre: float, t_fwd: float, end: float) -> dict[str, float]:
+    return {
+        "preprocess": (t_pre - start) * 1e3,
+        "forward": (t_fwd - t_pre) * 1e3,
+        "decode": (end - t_fwd) * 1e3,
+        "total": (end - start) * 1e3,
+    }

@@ -1,0 +1,66 @@
+"""PolicyRunner on a tiny random checkpoint: API contract, determinism, fast == naive."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rynnvla_policy.core import PolicyRunner, ProcessorError
+
+
+@pytest.fixture
+def runner(tiny_checkpoint) -> PolicyRunner:
+    return PolicyRunner.from_pretrained(tiny_checkpoint, device="cpu")
+
+
+def test_contract_matches_checkpoint(runner):
+    contract = runner.contract
+    assert contract.camera_names == ("front", "wrist")
+    assert contract.state_dim == contract.action_dim == 6
+    assert contract.joint_names[-1] == "gripper"
+    assert contract.chunk_length == 20
+    assert contract.fps == 30.0
+    assert contract.absolute_dims == (5,)
+
+
+def test_infer_returns_absolute_chunk_latent_and_timings(runner, make_observation):
+    chunk = runner.infer(make_observation())
+    assert chunk.positions.shape == (20, 6)
+    assert chunk.positions.dtype == np.float64
+    assert np.all(np.isfinite(chunk.positions))
+    assert chunk.latent.shape == (32,)
+    assert chunk.latent.dtype == np.float32
+    assert set(chunk.timings_ms) == {"preprocess", "forward", "decode", "total"}
+    assert chunk.prompt_tokens <= 200
+
+
+def test_infer_is_deterministic_on_cpu_and_after_reset(runner, make_observation):
+    obs = make_observation(seed=3)
+    first = runner.infer(obs)
+    second = runner.infer(obs)
+    runner.reset()
+    third = runner.infer(obs)
+    np.testing.assert_array_equal(first.positions, second.positions)
+    np.testing.assert_array_equal(first.positions, third.positions)
+
+
+def test_fast_path_matches_naive_reference_path(runner, tiny_checkpoint, make_observation):
+    naive = PolicyRunner.from_pretrained(tiny_checkpoint, device="cpu")
+    for seed in range(3):
+        obs = make_observation(seed=seed)
+        fast, slow = runner.infer(obs), naive.infer_naive(obs)
+        np.testing.assert_allclose(fast.positions, slow.positions, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(fast.latent, slow.latent, rtol=0, atol=1e-5)
+
+
+def test_missing_camera_is_an_error_naming_it(runner, make_observation):
+    obs = make_observation()
+    del obs.images["wrist"]
+    with pytest.raises(ProcessorError, match="wrist"):
+        runner.infer(obs)
+
+
+def test_wrong_state_size_is_an_error(runner, make_observation):
+    obs = make_observation()
+    obs.state = np.zeros(5)
+    with pytest.raises(ProcessorError, match=r"\(6,\)"):
+        runner.infer(obs)
