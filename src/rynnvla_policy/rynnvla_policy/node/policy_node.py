@@ -101,7 +101,7 @@ class PolicyNode(LifecycleNode):
         self.joint_names: tuple[str, ...] = ()
         self.controller: ChunkController | None = None
         self.buffers: InputBuffers | None = None
-        self.services: PolicyServices | None = None
+        self.policy_services: PolicyServices | None = None
         self._worker: InferenceWorker | None = None
         self._watchdog = None
         self._entities: list = []
@@ -205,13 +205,13 @@ class PolicyNode(LifecycleNode):
                 qos_profile_sensor_data,
             )
         )
-        self.services = PolicyServices(self)
+        self.policy_services = PolicyServices(self)
         self._entities = [
             self._trajectory_pub,
             self._chunk_pub,
             self._instruction_pub,
             *subs,
-            *self.services.entities,
+            *self.policy_services.entities,
         ]
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -361,7 +361,7 @@ class PolicyNode(LifecycleNode):
         from rynnvla_policy.core import Observation
 
         start = time.perf_counter()
-        if self.services.take_reset_request():
+        if self.policy_services.take_reset_request():
             self.runner.reset()
         instruction = self.instruction
         observation = Observation(
