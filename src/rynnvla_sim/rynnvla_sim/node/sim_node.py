@@ -151,6 +151,8 @@ class SimNode(Node):
         )
 
     def _thread_failed(self, exc: BaseException) -> None:
+        if not self.context.ok():
+            return  # Ctrl-C shut the context down under a publishing thread: a normal exit
         self.get_logger().fatal(f"simulation thread died: {type(exc).__name__}: {exc}")
 
     # ---- ROS interfaces ----------------------------------------------------------------------
