@@ -173,7 +173,7 @@ def _like(vector: np.ndarray, x: Array) -> Array:
     """The float64 statistics vector in x's framework (torch: x's float dtype and device)."""
     if isinstance(x, torch.Tensor):
         dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
-        return torch.as_tensor(vector, dtype=dtype, device=x.device)
+        return torch.tensor(vector, dtype=dtype, device=x.device)  # copies: stats are read-only
     return vector
 
 
