@@ -76,6 +76,7 @@ class InputBuffers:
         self._max_future_ns = int(max_future_stamp_s * NS)
         self._lock = threading.Lock()
         self._samples: dict[str, Sample] = {}
+        self._dropped: dict[str, str] = {}  # stream -> why its last message was refused
         self._new_sample = threading.Condition(self._lock)
 
     @property
@@ -108,8 +109,14 @@ class InputBuffers:
             ):
                 return
             sequence = previous.sequence + 1 if previous else 1
+            self._dropped.pop(stream, None)
             self._samples[stream] = Sample(value, stamp_ns, sequence, decode_s)
             self._new_sample.notify_all()
+
+    def note_dropped(self, stream: str, reason: str) -> None:
+        """Remember why a message of `stream` was refused, for the stale report."""
+        with self._lock:
+            self._dropped[stream] = reason
 
     def latest(self, stream: str) -> Sample | None:
         with self._lock:
@@ -118,6 +125,7 @@ class InputBuffers:
     def clear(self) -> None:
         with self._lock:
             self._samples.clear()
+            self._dropped.clear()
 
     def wait_for_new(self, after: Mapping[str, int], timeout_s: float) -> bool:
         """Block until every camera has a sample with sequence > after[name], or timeout."""
@@ -152,6 +160,9 @@ class InputBuffers:
                 reasons[name] = (
                     f"last sample {age_ns / 1e6:.0f} ms old (max_age {self._max_age_ns[name] / 1e6:.0f} ms)"
                 )
+        for name in reasons:
+            if name in self._dropped:
+                reasons[name] += f"; its last message was refused: {self._dropped[name]}"
         return StaleInputs(reasons)
 
     def snapshot(self, now_ns: int) -> Snapshot | StaleInputs:

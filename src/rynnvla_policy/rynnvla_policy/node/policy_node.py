@@ -316,7 +316,7 @@ class PolicyNode(LifecycleNode):
             self.buffers.check_stamp(name, stamp, self._now_ns())
             rgb = conversions.image_to_rgb(msg)
         except (conversions.ConversionError, StampError) as exc:
-            self._drop_input(f"camera {name}: {exc}")
+            self._drop_input(name, str(exc))
             return
         self.buffers.put(name, rgb, stamp, time.perf_counter() - start)
 
@@ -327,20 +327,22 @@ class PolicyNode(LifecycleNode):
             self.buffers.check_stamp(STATE_STREAM, stamp, self._now_ns())
             positions = conversions.joint_positions(msg, self.joint_names)
         except (conversions.ConversionError, StampError) as exc:
-            self._drop_input(f"{STATE_STREAM}: {exc}")
+            self._drop_input(STATE_STREAM, str(exc))
             return
         bad = [j for j, v in zip(self.joint_names, positions, strict=True) if not np.isfinite(v)]
         if bad:
-            self._drop_input(f"{STATE_STREAM}: non-finite positions for {bad}")
+            self._drop_input(STATE_STREAM, f"non-finite positions for {bad}")
             return
         self.buffers.put(STATE_STREAM, positions, stamp, time.perf_counter() - start)
 
-    def _drop_input(self, message: str) -> None:
+    def _drop_input(self, stream: str, reason: str) -> None:
         self.controller.counters.dropped_inputs += 1
-        if message != self._input_error:
-            self.get_logger().warning(f"dropped input: {message}")
+        self.buffers.note_dropped(stream, reason)
+        message = f"dropped input {stream}: {reason}"
+        if message != self._input_error:  # log each new problem once, not 30 times a second
+            self.get_logger().warning(message)
         self._input_error = message
-        self.controller.last_error = f"dropped input: {message}"
+        self.controller.last_error = message
 
     def current_position(self) -> np.ndarray | None:
         """Newest measured joint positions (even if stale), None before the first one."""
