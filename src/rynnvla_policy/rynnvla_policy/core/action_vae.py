@@ -517,14 +517,19 @@ class ActionVAE(nn.Module):
         mu, logvar = params.chunk(2, dim=-1)  # (B, L) each
         if not sample:
             return self.decoder(mu)
-        noise = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        # Draw on the generator's device (a CPU generator may drive a GPU model), then move.
+        device = generator.device if generator is not None else mu.device
+        noise = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=device)
+        noise = noise.to(mu.device)
         return self.decoder(mu + noise * torch.exp(0.5 * logvar))
 
     def forward(self, actions: Tensor, mask: Tensor | None = None) -> tuple[Tensor, dict]:
         """Training loss: masked L1 (mean over valid elements) + kl_weight * KL.
 
         Samples z in training mode, uses the mean in eval mode. Returns ``(loss, metrics)``
-        with float metrics ``loss``, ``l1``, ``kl``.
+        with float metrics ``loss``, ``l1``, ``kl``. ``mask`` (B, T) is True on valid steps.
+        (The reference trainer divides the masked L1 sum by *all* elements, which down-weights
+        padded chunks; we average over the valid ones, as the published loss describes.)
         """
         params = self.encode(actions, mask)  # (B, 2L)
         actions = actions.to(params.dtype)
@@ -553,8 +558,11 @@ class ActionVAE(nn.Module):
         save_file(tensors, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> ActionVAE:
-        """Load a ``save_pretrained`` directory; the model is returned in eval mode."""
+    def from_pretrained(
+        cls, directory: str | Path, map_location: str | torch.device = "cpu"
+    ) -> ActionVAE:
+        """Load a ``save_pretrained`` directory; the model is returned in eval mode, in the
+        saved dtype when all weights share one (e.g. bf16), else float32."""
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
         for path in (config_path, weights_path):
@@ -569,13 +577,16 @@ class ActionVAE(nn.Module):
         except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
             raise ActionVAELoadError(f"{weights_path}: unreadable safetensors file: {exc}") from exc
         model = cls(config)
+        dtypes = {tensor.dtype for tensor in tensors.values()}
+        if len(dtypes) == 1 and next(iter(dtypes)).is_floating_point:
+            model = model.to(next(iter(dtypes)))
         model._load_checked(tensors, str(weights_path))
         return model.to(map_location).eval()
 
     # ---- checkpoints (reference trainer) ----
     @classmethod
     def load_reference_state_dict(
-        cls, path: str | Path, config: ActionVAEConfig, map_location: str = "cpu"
+        cls, path: str | Path, config: ActionVAEConfig, map_location: str | torch.device = "cpu"
     ) -> ActionVAE:
         """Load a reference ActionVAE ``torch.save(state_dict)`` file (weights only).
 

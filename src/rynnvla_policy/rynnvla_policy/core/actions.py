@@ -247,9 +247,10 @@ class ActionNormalizer:
     """Normalise relative action chunks and joint states with fixed statistics.
 
     ``mode="zscore"``: ``(x - rel_mean) / rel_std``.
-    ``mode="percentile"``: ``2 (x - p1) / (p99 - p1) - 1`` (range floored to ``MIN_SCALE``);
-    values outside the percentiles map outside [-1, 1] and are never clipped, so the inverse is
-    exact. States are always z-scored (as in the reference). numpy inputs give float64 results;
+    ``mode="percentile"``: ``2 (x - p1) / (p99 - p1) - 1`` (range floored to ``MIN_SCALE``;
+    the reference adds 1e-8 to the range instead, a relative difference far below float32
+    resolution); values outside the percentiles map outside [-1, 1] and are never clipped, so
+    the inverse is exact. States are always z-scored (as in the reference). numpy inputs give float64 results;
     torch inputs keep their float dtype and device. The last axis must be the feature axis.
     """
 

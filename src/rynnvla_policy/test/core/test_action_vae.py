@@ -194,6 +194,15 @@ def test_save_then_load_decodes_bit_identically(tmp_path):
     assert saved["model_type"] == "rynnvla_action_vae" and saved["latent_dim"] == 4
 
 
+def test_bf16_checkpoint_loads_in_bf16(tmp_path):
+    model = _model().to(torch.bfloat16)
+    model.save_pretrained(tmp_path / "vae")
+    loaded = ActionVAE.from_pretrained(tmp_path / "vae")
+    assert loaded.decoder.action_head.weight.dtype == torch.bfloat16
+    z = torch.randn(2, MICRO.latent_dim)
+    assert torch.equal(loaded.decode(z), model.decode(z))
+
+
 def test_mismatched_or_corrupt_checkpoints_name_key_and_shape(tmp_path):
     _model().save_pretrained(tmp_path / "a")
     config = json.loads((tmp_path / "a" / "config.json").read_text())
