@@ -20,10 +20,7 @@ import math
 import mujoco
 import numpy as np
 
-from rynnvla_sim import (
-    rendering,  # sets MUJOCO_GL before mujoco is imported
-    tasks,
-)
+from rynnvla_sim import rendering, tasks
 from rynnvla_sim.config import CAMERA_NAMES, SimConfig
 from rynnvla_sim.scenes import (
     HOME_QPOS,
@@ -32,6 +29,7 @@ from rynnvla_sim.scenes import (
     VELOCITY_LIMITS,
     build_scene_xml,
 )
+from rynnvla_sim.scenes import objects as scene_objects
 from rynnvla_sim.scenes.arm import FINGER_PER_RAD
 
 TASKS = tasks.TASKS
@@ -202,6 +200,25 @@ class ArmSimEnv:
         """World position (3,) and rotation matrix (3, 3) of an object body (privileged)."""
         body = self.data.body(name)
         return body.xpos.copy(), body.xmat.reshape(3, 3).copy()
+
+    def set_object_pose(self, name: str, pos, quat=(1.0, 0.0, 0.0, 0.0)) -> None:
+        """Teleport an object (zero velocity): scenario setup for tests and tools."""
+        if name not in self._scene.specs:
+            raise ValueError(f"unknown object {name!r}; objects: {sorted(self._scene.specs)}")
+        adr = self.model.joint(f"{name}_joint").qposadr[0]
+        dof = self.model.joint(f"{name}_joint").dofadr[0]
+        self.data.qpos[adr : adr + 3] = pos
+        self.data.qpos[adr + 3 : adr + 7] = np.asarray(quat) / np.linalg.norm(quat)
+        self.data.qvel[dof : dof + 6] = 0.0
+        mujoco.mj_forward(self.model, self.data)
+
+    def container(self, name: str) -> scene_objects.ContainerGeometry:
+        """Inner geometry of a container object ("bowl", "pen_holder")."""
+        if name not in self._scene.containers:
+            raise ValueError(
+                f"{name!r} is not a container; containers: {sorted(self._scene.containers)}"
+            )
+        return self._scene.containers[name]
 
     def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """World position (3,) and rotation (3, 3) of the gripper's tool centre point."""

@@ -1,8 +1,8 @@
 """Headless-friendly offscreen rendering of MuJoCo cameras.
 
 MuJoCo picks its OpenGL backend from the MUJOCO_GL environment variable *when `mujoco` is first
-imported*. `configure_gl_backend()` (called by `rynnvla_sim.env` before it imports mujoco)
-defaults it to `egl` on Linux machines without a display, which works on CPU-only machines
+imported*. This module is imported by `rynnvla_sim/__init__.py`, before any other module
+imports mujoco; `configure_gl_backend()` defaults it to `egl` on Linux machines without a display, which works on CPU-only machines
 through Mesa's software rasteriser (llvmpipe). A user's own MUJOCO_GL is always kept.
 
 Cost on Mesa is dominated by per-frame fixed work (scene upload, glReadPixels), not pixels, so:
@@ -25,8 +25,9 @@ GL_HELP = (
     "To render without a display on Linux use MUJOCO_GL=egl with Mesa's EGL installed "
     "(Debian/Ubuntu: apt install libegl1 libegl-mesa0 libgl1-mesa-dri; CPU-only machines "
     "render through Mesa's llvmpipe), or MUJOCO_GL=osmesa with libosmesa6. With a desktop "
-    "session use MUJOCO_GL=glfw. Physics, the expert and success checks work without "
-    "rendering."
+    "session use MUJOCO_GL=glfw. MUJOCO_GL must be set before mujoco is first imported "
+    "(import rynnvla_sim first, or export it). Physics, the expert and success checks work "
+    "without rendering."
 )
 
 
@@ -34,21 +35,44 @@ class GLBackendError(RuntimeError):
     """No working OpenGL backend for offscreen rendering."""
 
 
-def configure_gl_backend() -> str:
-    """Default MUJOCO_GL to `egl` on displayless Linux; returns the backend in effect.
+def configure_gl_backend() -> bool:
+    """Default MUJOCO_GL to `egl` on displayless Linux. True if we chose it (not the user).
 
     Must run before the first `import mujoco` of the process to have an effect.
     """
-    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
-        os.environ.setdefault("MUJOCO_GL", "egl")
     # Tiny frames: rasterising on the calling thread beats llvmpipe's worker threads.
     os.environ.setdefault("LP_NUM_THREADS", "0")
-    return os.environ.get("MUJOCO_GL", "")
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        if "MUJOCO_GL" not in os.environ:
+            os.environ["MUJOCO_GL"] = "egl"
+            return True
+    return False
 
 
-configure_gl_backend()
+def _import_mujoco():
+    """Import mujoco; a broken GL backend makes that import itself fail.
 
-import mujoco  # noqa: E402  (MUJOCO_GL must be set before this import)
+    A backend the user chose is an error right away. Our own default degrades to physics
+    only (MUJOCO_GL=disable): everything but `render` works and `render` raises the reason.
+    """
+    global _GL_IMPORT_ERROR
+    we_chose = configure_gl_backend()
+    try:
+        import mujoco
+    except Exception as error:  # ImportError, AttributeError from PyOpenGL, RuntimeError ...
+        backend = os.environ.get("MUJOCO_GL", "")
+        if not we_chose:
+            raise GLBackendError(GL_HELP.format(backend=backend, error=error)) from error
+        for name in [m for m in sys.modules if m == "mujoco" or m.startswith("mujoco.")]:
+            del sys.modules[name]
+        os.environ["MUJOCO_GL"] = "disable"
+        _GL_IMPORT_ERROR = GL_HELP.format(backend=backend, error=error)
+        import mujoco
+    return mujoco
+
+
+_GL_IMPORT_ERROR: str | None = None
+mujoco = _import_mujoco()
 
 _DISABLED_FLAGS = (
     mujoco.mjtRndFlag.mjRND_SHADOW,
@@ -63,6 +87,8 @@ class CameraRenderer:
     """One reusable offscreen renderer for all cameras of a model, at one image size."""
 
     def __init__(self, model: mujoco.MjModel, width: int, height: int) -> None:
+        if _GL_IMPORT_ERROR is not None:
+            raise GLBackendError(_GL_IMPORT_ERROR)
         try:
             self._renderer = mujoco.Renderer(model, height=height, width=width)
         except Exception as error:  # GL errors surface as ImportError, RuntimeError, ...

@@ -123,10 +123,10 @@ def _gripper_xml(grip_joint: str, grip_range: str) -> str:
                 <geom name="palm" type="box" size="0.02 0.046 {PALM_HALF_HEIGHT}"
                       pos="0 0 {PALM_HALF_HEIGHT}"/>
                 <site name="tcp" pos="0 0 {TCP_OFFSET:.4f}" size="0.004" rgba="1 0 0 0"/>
-                <camera name="wrist" pos="-0.04 0 0.001" fovy="75" mode="fixed"
+                <camera name="wrist" pos="-0.042 0 0.018" fovy="75" mode="fixed"
                         xyaxes="0 -1 0 -0.9659 0 0.2588"/>
-                <geom name="wrist_cam_body" class="servo" type="box" size="0.008 0.012 0.008"
-                      pos="-0.04 0 -0.008"/>
+                <geom name="wrist_cam_body" class="servo" type="box" size="0.011 0.012 0.009"
+                      pos="-0.031 0 0.008"/>
                 <body name="gripper_crank" pos="0 0 {PALM_HALF_HEIGHT}">
                   <joint name="{grip_joint}" axis="1 0 0" range="{grip_range}" armature="0.005"
                          damping="0.05"/>

@@ -96,6 +96,14 @@ def build_scene_xml(
     <light name="top" directional="true" pos="0 0 1.5" dir="0.3 0.2 -1" castshadow="false"
            diffuse="0.6 0.6 0.6" specular="0 0 0"/>
     <geom name="floor" type="plane" size="3 3 0.1" pos="0 0 {FLOOR_Z}" rgba="0.45 0.42 0.4 1"/>
+    <geom name="wall_back" type="plane" size="2.5 1.2 0.1" pos="-1.4 0 0.44" zaxis="1 0 0"
+          rgba="0.78 0.8 0.82 1"/>
+    <geom name="wall_front" type="plane" size="2.5 1.2 0.1" pos="1.8 0 0.44" zaxis="-1 0 0"
+          rgba="0.78 0.8 0.82 1"/>
+    <geom name="wall_left" type="plane" size="2.5 1.2 0.1" pos="0 1.6 0.44" zaxis="0 -1 0"
+          rgba="0.74 0.77 0.8 1"/>
+    <geom name="wall_right" type="plane" size="2.5 1.2 0.1" pos="0 -1.6 0.44" zaxis="0 1 0"
+          rgba="0.74 0.77 0.8 1"/>
     <geom name="table" type="box" size="0.42 0.5 0.02" pos="0.18 0 {TABLE_TOP_Z - 0.02}"
           rgba="0.72 0.58 0.42 1" friction="0.8 0.01 0.001"/>
     <camera name="front" pos="{fx} {fy} {fz}" xyaxes="{front_axes}" fovy="{FRONT_CAMERA_FOVY}"/>
