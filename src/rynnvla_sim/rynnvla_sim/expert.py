@@ -189,8 +189,8 @@ class ScriptedExpert:
         if style.hesitation_s > 0:
             self._add("approach", style.hesitation_s, Waypoint(above, rot, grip.open_gripper))
         self._add("descend", 0.75, Waypoint(grasp, rot, grip.open_gripper))
-        self._add("grasp", 0.45, Waypoint(grasp, rot, GRIPPER_CLOSED))
-        self._add("grasp", 0.2, Waypoint(grasp, rot, GRIPPER_CLOSED))
+        self._add("grasp", 0.7, Waypoint(grasp, rot, GRIPPER_CLOSED))
+        self._add("grasp", 0.15, Waypoint(grasp, rot, GRIPPER_CLOSED))
         self._add("lift", 0.7, Waypoint(lifted, rot, GRIPPER_CLOSED))
 
     def _choose_grasp(self, env, obj_pos, obj_mat) -> tuple[float, np.ndarray]:
@@ -245,8 +245,7 @@ class ScriptedExpert:
             True,
         )
         self._add("place", 0.8, Waypoint(place, rot, GRIPPER_CLOSED))
-        self._add("release", 0.35, Waypoint(place, rot, grip.release_gripper))
-        self._add("release", 0.15, Waypoint(place, rot, grip.release_gripper))
+        self._add("release", 0.6, Waypoint(place, rot, grip.release_gripper))
         self._add("retreat", 0.6, Waypoint(place + retreat, rot, grip.release_gripper), True)
 
     # ---- the pen: picked lying down, put upright into the holder -----------------------------

@@ -38,8 +38,9 @@ JOINT_LIMITS = np.array(
         [0.00, 1.75],  # gripper: 0 closed, 1.75 fully open (7 cm between the fingers)
     ]
 )
-# Feetech STS3215 no-load speed is ~4.7 rad/s at 7.4 V; keep a margin as real drivers do.
-VELOCITY_LIMITS = np.array([3.0, 3.0, 3.0, 3.5, 4.0, 4.0])
+# Feetech STS3215 (the SO-100 servo) no-load speed is ~4.7 rad/s at 7.4 V; the loaded
+# shoulder and elbow get a margin, as real drivers configure.
+VELOCITY_LIMITS = np.array([4.0, 4.0, 4.0, 4.7, 4.7, 4.7])
 # Resting pose: gripper above the workspace, pointing down, half open.
 HOME_QPOS = np.array([0.0, -0.35, 2.05, 1.45, 0.0, 0.9])
 
