@@ -45,7 +45,7 @@ def preprocess_image(image: np.ndarray, config: ImageTokenizerConfig) -> torch.T
     crop_h = new_h - new_h % config.crop_multiple
     crop_w = new_w - new_w % config.crop_multiple
     image = image[:crop_h, :crop_w]
-    pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()  # (3, h, w)
+    pixels = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float()  # (3, h, w)
     return pixels.div_(127.5).sub_(1.0)
 
 
@@ -71,6 +71,8 @@ class ImageTokenizer(nn.Module):
         super().__init__()
         self.config = config
         self.vqvae = ChameleonVQVAE(vq_config_from(config))
+        # oneDNN convolutions are ~20% faster on CPU in channels-last layout (same math).
+        self.vqvae.to(memory_format=torch.channels_last)
         self.requires_grad_(False)
         self.eval()
 
@@ -92,6 +94,7 @@ class ImageTokenizer(nn.Module):
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         """Pre-quantisation features (B, embed_dim, h / ds, w / ds)."""
         self._check_pixels(pixels)
+        pixels = pixels.contiguous(memory_format=torch.channels_last)
         return self.vqvae.quant_conv(self.vqvae.encoder(pixels))
 
     @torch.no_grad()

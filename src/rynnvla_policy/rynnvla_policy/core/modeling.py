@@ -21,6 +21,7 @@ from transformers.models.chameleon.modeling_chameleon import (
     ChameleonRMSNorm,
     ChameleonRotaryEmbedding,
     ChameleonSwinDecoderLayer,
+    apply_rotary_pos_emb,
 )
 
 from .config import BackboneConfig, RynnVLAConfig
@@ -73,13 +74,21 @@ class ChameleonBackbone(nn.Module):
         position_ids: torch.Tensor | None = None,  # (B, S)
         attention_mask: torch.Tensor | None = None,  # (B, past + S), 1 = real token
         past_key_values: Cache | None = None,
+        last_position_only: bool = False,
     ) -> torch.Tensor:
-        """Last hidden states (B, S, H) BEFORE the final norm (callers norm what they read)."""
+        """Last hidden states (B, S, H) BEFORE the final norm (callers norm what they read).
+
+        ``last_position_only`` (inference, no padding): the final layer only needs keys and
+        values of the other positions, so it computes those and runs the transformers layer on
+        the last position alone; returns (B, 1, H), equal to ``forward(...)[:, -1:]``.
+        """
         past = past_key_values.get_seq_length() if past_key_values is not None else 0
+        length = inputs_embeds.shape[1]
         if position_ids is None:
-            position_ids = torch.arange(
-                past, past + inputs_embeds.shape[1], device=inputs_embeds.device
-            ).unsqueeze(0)
+            position_ids = torch.arange(past, past + length, device=inputs_embeds.device)[None]
+        prune = last_position_only and length > 1
+        if prune and (past_key_values is None or attention_mask is not None):
+            raise ValueError("last_position_only needs a cache and no padding mask")
         mask = create_causal_mask(
             config=self.hf_config,
             inputs_embeds=inputs_embeds,
@@ -88,19 +97,47 @@ class ChameleonBackbone(nn.Module):
             position_ids=position_ids,
         )
         hidden = inputs_embeds
-        position_embeddings = self.rotary_emb(hidden, position_ids=position_ids)
-        for layer in self.layers:
-            hidden = layer(
-                hidden,
-                attention_mask=mask,
-                position_ids=position_ids,
-                past_key_values=past_key_values,
-                use_cache=past_key_values is not None,
-                position_embeddings=position_embeddings,
-            )
-            if isinstance(hidden, tuple):
-                hidden = hidden[0]
-        return hidden
+        cos, sin = self.rotary_emb(hidden, position_ids=position_ids)
+        layers = self.layers[:-1] if prune else self.layers
+        for layer in layers:
+            hidden = self._run_layer(layer, hidden, mask, position_ids, past_key_values, (cos, sin))
+        if not prune:
+            return hidden
+        last = self.layers[-1]
+        self._cache_last_layer_kv(last, hidden[:, :-1], (cos[:, :-1], sin[:, :-1]), past_key_values)
+        return self._run_layer(
+            last,
+            hidden[:, -1:],
+            None,
+            position_ids[:, -1:],
+            past_key_values,
+            (cos[:, -1:], sin[:, -1:]),
+        )
+
+    @staticmethod
+    def _run_layer(layer, hidden, mask, position_ids, cache, position_embeddings) -> torch.Tensor:
+        out = layer(
+            hidden,
+            attention_mask=mask,
+            position_ids=position_ids,
+            past_key_values=cache,
+            use_cache=cache is not None,
+            position_embeddings=position_embeddings,
+        )
+        return out[0] if isinstance(out, tuple) else out
+
+    def _cache_last_layer_kv(self, layer, hidden, position_embeddings, cache: Cache) -> None:
+        """Append the last layer's keys/values of ``hidden`` (B, S', H) to the cache, exactly as
+        ``ChameleonAttention`` computes them (pre-norm, k_norm per head, RoPE)."""
+        attn = layer.self_attn
+        batch, length, _ = hidden.shape
+        x = hidden if self.config.swin_norm else layer.input_layernorm(hidden)
+        keys = attn.k_norm(attn.k_proj(x).reshape(-1, attn.num_key_value_heads, attn.head_dim))
+        keys = keys.reshape(batch, length, attn.num_key_value_heads, attn.head_dim).transpose(1, 2)
+        values = attn.v_proj(x).view(batch, length, attn.num_key_value_heads, attn.head_dim)
+        cos, sin = position_embeddings
+        _, keys = apply_rotary_pos_emb(keys, keys, cos, sin)
+        cache.update(keys, values.transpose(1, 2), attn.layer_idx)
 
 
 class RynnVLAModel(nn.Module):
@@ -255,18 +292,22 @@ class RynnVLAModel(nn.Module):
         """Action head output (1, action_latent_dim) at the final STATE token.
 
         With ``prefix_cache`` the suffix attends to the cached prefix and the cache is cropped
-        back afterwards, so the same prefix serves every step. Only one hidden state is
-        normed and projected: no vocabulary logits are ever computed here.
+        back afterwards, so the same prefix serves every step. The last decoder layer runs for
+        the STATE position only, one hidden state is normed and projected: no vocabulary
+        logits are ever computed here.
         """
         if int(suffix_ids[0, -1]) != self.config.tokens.state_id:
             raise TokenBookkeepingError("the inference prompt must end with the STATE token")
         embeds = self.embed(suffix_ids, states)
-        prefix_len = 0 if prefix_cache is None else prefix_cache.get_seq_length()
+        cache = (
+            prefix_cache if prefix_cache is not None else DynamicCache(config=self.model.hf_config)
+        )
+        prefix_len = cache.get_seq_length()
         try:
-            hidden = self.model(embeds, past_key_values=prefix_cache)  # (1, S, H)
+            hidden = self.model(embeds, past_key_values=cache, last_position_only=True)  # (1, 1, H)
         finally:
-            if prefix_cache is not None and prefix_cache.get_seq_length() > prefix_len:
-                prefix_cache.crop(prefix_len - prefix_cache.get_seq_length())
+            if cache.get_seq_length() > prefix_len:
+                cache.crop(prefix_len - cache.get_seq_length())
         last = self.model.norm(hidden[:, -1])  # (1, H)
         return self.action_head(last).float()
 

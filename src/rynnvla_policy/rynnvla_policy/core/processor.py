@@ -133,6 +133,7 @@ class RynnVLAProcessor:
                 downsample=self.image.downsample,
                 crop_multiple=self.image.crop_multiple,
                 is_wrist=camera in self.config.wrist_cameras,
+                code_ids=self.text_tokenizer.image_code_ids,
             )
             for camera, grid in zip(self.config.camera_names, codes, strict=True)
         ]

@@ -50,8 +50,14 @@ def image_block(
     downsample: int,
     crop_multiple: int,
     is_wrist: bool,
+    code_ids: torch.Tensor | None = None,
 ) -> list[int]:
-    """``[start, size_h, size_w, (row codes + NEWLINE) x grid_h, end]`` as published."""
+    """``[start, size_h, size_w, (row codes + NEWLINE) x grid_h, end]`` as published.
+
+    ``code_ids`` (codebook_size,) maps VQ codes to token ids (Chameleon's vocabulary orders
+    its IMGIMG tokens by name, so the map comes from the tokenizer file); None means the
+    contiguous ``image_code_offset + code``.
+    """
     codes = torch.as_tensor(codes)
     if codes.ndim != 2:
         raise TokenBookkeepingError(f"codes must be (grid_h, grid_w), got {tuple(codes.shape)}")
@@ -68,7 +74,9 @@ def image_block(
             f"crop_multiple={crop_multiple}"
         )
     start, end = layout.camera_delimiters(is_wrist)
-    rows = codes.long() + layout.image_code_offset  # (grid_h, grid_w)
+    if code_ids is None:
+        code_ids = torch.arange(layout.codebook_size) + layout.image_code_offset
+    rows = code_ids[codes.long()]  # (grid_h, grid_w)
     newline = torch.full((grid_h, 1), layout.newline_id, dtype=torch.long)
     body = torch.cat([rows, newline], dim=1).flatten().tolist()
     sizes = [layout.size_token(height // crop_multiple), layout.size_token(width // crop_multiple)]

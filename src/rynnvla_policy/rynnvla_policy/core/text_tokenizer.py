@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from .config import TokenLayout
@@ -31,6 +32,16 @@ class TokenizerError(ValueError):
 def image_code_token_name(code: int) -> str:
     """Chameleon's name of VQ code ``code``: digits written as letters A-J, closed by Z."""
     return "IMGIMG" + "".join(chr(ord("A") + int(d)) for d in str(code)) + "Z"
+
+
+def image_code_from_name(name: str) -> int | None:
+    """Inverse of ``image_code_token_name``; None for names that are not image tokens."""
+    if not (name.startswith("IMGIMG") and name.endswith("Z")):
+        return None
+    letters = name[len("IMGIMG") : -1]
+    if not letters or any(not "A" <= c <= "J" for c in letters):
+        return None
+    return int("".join(str(ord(c) - ord("A")) for c in letters))
 
 
 def reserved_token_names(layout: TokenLayout) -> list[str]:
@@ -55,6 +66,7 @@ class TextTokenizer:
         self._tok = tokenizer
         self.layout = layout
         self._validate()
+        self.image_code_ids = self._image_code_ids()
 
     def _validate(self) -> None:
         size = self._tok.get_vocab_size(with_added_tokens=True)
@@ -71,6 +83,31 @@ class TextTokenizer:
                     f"token {token!r} has id {token_id} in the tokenizer file but "
                     f"TokenLayout.{field_name}={expected}"
                 )
+
+    def _image_code_ids(self) -> torch.Tensor:
+        """(codebook_size,) token id of every VQ code, read from the IMGIMG token names (as
+        the reference does); the contiguous layout range when the file has no image tokens."""
+        layout = self.layout
+        found: dict[int, int] = {}
+        for name, token_id in self._tok.get_vocab(with_added_tokens=True).items():
+            code = image_code_from_name(name)
+            if code is not None:
+                found[code] = token_id
+        if not found:
+            return torch.arange(layout.codebook_size) + layout.image_code_offset
+        if sorted(found) != list(range(layout.codebook_size)):
+            raise TokenizerError(
+                f"tokenizer has {len(found)} IMGIMG image tokens, expected codes "
+                f"0..{layout.codebook_size - 1}"
+            )
+        ids = torch.tensor([found[code] for code in range(layout.codebook_size)])
+        outside = [int(i) for i in ids if not layout.is_image_code(int(i))]
+        if outside:
+            raise TokenizerError(
+                f"image tokens at ids {outside[:5]} lie outside the layout's image range "
+                f"[{layout.image_code_offset}, {layout.image_code_offset + layout.codebook_size})"
+            )
+        return ids
 
     @property
     def vocab_size(self) -> int:

@@ -1,0 +1,141 @@
+"""RynnVLAModel: KV-cache equality, token bookkeeping errors, loss terms, residual dropout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from rynnvla_policy.core import RynnVLAModel, TokenBookkeepingError, get_preset
+from rynnvla_policy.core.modeling import IGNORE_INDEX
+
+CFG = get_preset("tiny").model
+TOK = CFG.tokens
+
+
+def _model(**loss_changes) -> RynnVLAModel:
+    torch.manual_seed(0)
+    cfg = CFG.replace(loss=CFG.loss.replace(**loss_changes)) if loss_changes else CFG
+    return RynnVLAModel(cfg)
+
+
+def _prompt(length: int = 40, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(TOK.image_code_offset, TOK.action_id, (1, length), generator=gen)
+    ids[0, -1] = TOK.state_id
+    return ids
+
+
+def _batch(frames: int = 2) -> dict[str, torch.Tensor]:
+    """Two sequences of `frames` x [8 image tokens][STATE][ACTION]."""
+    gen = torch.Generator().manual_seed(1)
+    rows = []
+    for _ in range(2):
+        row = []
+        for _ in range(frames):
+            row += [
+                *torch.randint(4, 200, (8,), generator=gen).tolist(),
+                TOK.state_id,
+                TOK.action_id,
+            ]
+        rows.append(row)
+    ids = torch.tensor(rows)
+    labels = ids.clone()
+    labels[:, :8] = IGNORE_INDEX
+    return {
+        "input_ids": ids,
+        "labels": labels,
+        "states": torch.randn(2 * frames, CFG.state_dim, generator=gen),
+        "action_targets": torch.randn(2 * frames, CFG.action_latent_dim, generator=gen),
+    }
+
+
+@torch.no_grad()
+def test_cached_prefix_gives_the_same_hidden_states_as_no_cache():
+    model = _model().eval()
+    ids = _prompt()
+    states = torch.randn(1, CFG.state_dim)
+    embeds = model.embed(ids, states)
+    full = model.model(embeds)  # (1, S, H)
+    cache = model.encode_prefix(ids[:, :12])
+    suffix = model.model(embeds[:, 12:], past_key_values=cache)
+    torch.testing.assert_close(suffix, full[:, 12:], rtol=1e-5, atol=1e-5)
+    cache.crop(-(ids.shape[1] - 12))
+    last = model.model(embeds[:, 12:], past_key_values=cache, last_position_only=True)
+    torch.testing.assert_close(last, full[:, -1:], rtol=1e-5, atol=1e-5)
+
+
+@torch.no_grad()
+def test_prefix_cache_is_reused_unchanged_across_steps():
+    model = _model().eval()
+    ids = _prompt()
+    cache = model.encode_prefix(ids[:, :10])
+    first = model.predict_action_params(ids[:, 10:], torch.zeros(1, 6), cache)
+    assert cache.get_seq_length() == 10
+    other = _prompt(seed=5)
+    model.predict_action_params(other[:, 10:], torch.ones(1, 6), cache)
+    again = model.predict_action_params(ids[:, 10:], torch.zeros(1, 6), cache)
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    naive, logits = model.predict_action_params_naive(ids, torch.zeros(1, 6))
+    torch.testing.assert_close(first, naive, rtol=1e-5, atol=1e-5)
+    assert logits.shape == (1, ids.shape[1], CFG.backbone.vocab_size)
+
+
+def test_state_tokens_and_states_must_match():
+    model = _model()
+    with pytest.raises(TokenBookkeepingError, match="tokens 1, states 2"):
+        model.embed(_prompt(), torch.zeros(2, 6))
+    with pytest.raises(TokenBookkeepingError, match=r"\(N, 6\)"):
+        model.embed(_prompt(), torch.zeros(1, 5))
+
+
+def test_action_must_follow_state_and_targets_must_match():
+    model = _model()
+    batch = _batch()
+    batch["action_targets"] = batch["action_targets"][:3]
+    with pytest.raises(TokenBookkeepingError, match="tokens 4, targets 3"):
+        model(batch)
+    batch = _batch()
+    batch["input_ids"][0, 8] = 5  # STATE replaced: ACTION now follows an image token
+    batch["states"] = batch["states"][1:]
+    with pytest.raises(TokenBookkeepingError, match="must follow a STATE"):
+        model(batch)
+
+
+def test_loss_terms_are_reported_and_summed_with_their_weights():
+    model = _model(z_loss_weight=0.5, action_weight=2.0).eval()
+    loss, metrics = model(_batch())
+    expected = metrics["ce_loss"] + 2.0 * metrics["action_loss"] + 0.5 * metrics["z_loss"]
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert metrics["z_loss"] > 0 and metrics["action_loss"] > 0 and metrics["ce_loss"] > 0
+
+
+def test_action_loss_kept_when_z_loss_is_off():
+    """Reference defect: the action loss was only added inside the z-loss branch."""
+    model = _model(z_loss_weight=0.0).eval()
+    loss, metrics = model(_batch())
+    assert metrics["z_loss"] == 0.0
+    assert loss.item() == pytest.approx(metrics["ce_loss"] + metrics["action_loss"], rel=1e-5)
+    loss.backward()
+    assert model.action_head.weight.grad.abs().sum() > 0
+    assert model.state_projection.weight.grad.abs().sum() > 0
+
+
+def test_residual_dropout_only_in_training():
+    model = _model()
+    assert model.config.backbone.residual_dropout > 0
+    batch = _batch()
+    model.train()
+    first, _ = model(batch)
+    second, _ = model(batch)
+    assert first.item() != second.item()
+    model.eval()
+    assert model(batch)[0].item() == model(batch)[0].item()
+
+
+def test_7b_preset_has_the_published_size():
+    with torch.device("meta"):
+        model = RynnVLAModel(get_preset("rynnvla-7b").model)
+    params = model.num_parameters()
+    assert 7.0e9 < params < 7.2e9
+    assert model.state_projection.weight.shape == (4096, 6)
+    assert model.action_head.weight.shape == (64, 4096)
+    assert model.model.layers[0].self_attn.q_norm.weight.shape == (32, 128)
