@@ -13,16 +13,16 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image, JointState  # noqa: E402
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
-
-from rynnvla_msgs.msg import EpisodeStatus  # noqa: E402
-from rynnvla_msgs.srv import ResetEpisode  # noqa: E402
 from rynnvla_policy.conversions import image_to_rgb, stamp_to_ns  # noqa: E402
 from rynnvla_sim.messages import joint_trajectory  # noqa: E402
 from rynnvla_sim.node.params import SimNodeParams, SimParamsError  # noqa: E402
 from rynnvla_sim.node.sim_node import RELIABLE_LATCHED, SimNode  # noqa: E402
 from rynnvla_sim.tasks import TASKS  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image, JointState  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
+
+from rynnvla_msgs.msg import EpisodeStatus  # noqa: E402
+from rynnvla_msgs.srv import ResetEpisode  # noqa: E402
 
 pytestmark = pytest.mark.ros
 MS = 1_000_000
@@ -196,7 +196,11 @@ def test_jpeg_images_go_to_the_compressed_topic(harness):
 
 def test_faster_than_real_time_publishes_clock(harness):
     h = harness(
-        real_time_factor=0.0, image_width=32, image_height=24, camera_rate_hz=10.0, cameras=["front"]
+        real_time_factor=0.0,
+        image_width=32,
+        image_height=24,
+        camera_rate_hz=10.0,
+        cameras=["front"],
     )
     clock = h.collect(Clock, "/clock", 10)
     assert h.spin_until(lambda: len(clock) >= 2)
@@ -212,6 +216,8 @@ def test_parameters_are_validated_with_name_and_value(ros_context):
     with pytest.raises(SimParamsError, match="image_encoding='yuv'"):
         SimNodeParams(image_encoding="yuv")
     with pytest.raises(SimParamsError, match="control_rate_hz=300.0"):
-        SimNode(context=ros_context, parameter_overrides=[Parameter("control_rate_hz", value=300.0)])
+        SimNode(
+            context=ros_context, parameter_overrides=[Parameter("control_rate_hz", value=300.0)]
+        )
     with pytest.raises(SimParamsError, match="task_id='nope'"):
         SimNode(context=ros_context, parameter_overrides=[Parameter("task_id", value="nope")])
