@@ -107,7 +107,7 @@ def test_bag_stamps_are_capture_times_and_receive_times_come_later(env, tmp_path
 
 
 def test_bag_messages_hold_the_episode(env, tmp_path):
-    result, bag = record(env, tmp_path, "sqlite3")
+    _, bag = record(env, tmp_path, "sqlite3")
     _, first_state = bag["/joint_states"][0]
     assert tuple(first_state.name) == JOINTS
     assert len(first_state.position) == 6 and len(first_state.velocity) == 6

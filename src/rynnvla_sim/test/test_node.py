@@ -215,7 +215,7 @@ def test_parameters_are_validated_with_name_and_value(ros_context):
         SimNodeParams(camera_rate_hz=-1.0)
     with pytest.raises(SimParamsError, match="image_encoding='yuv'"):
         SimNodeParams(image_encoding="yuv")
-    with pytest.raises(SimParamsError, match="control_rate_hz=300.0"):
+    with pytest.raises(SimParamsError, match=r"control_rate_hz=300\.0"):
         SimNode(
             context=ros_context, parameter_overrides=[Parameter("control_rate_hz", value=300.0)]
         )
