@@ -72,6 +72,19 @@ def header_stamp_ns(raw: bytes | memoryview) -> int:
     return sec * 1_000_000_000 + nanosec
 
 
+_HINTS = (
+    ("end magic", " (MCAP file truncated: interrupted recording? try `mcap recover`)"),
+    ("malformed", " (damaged sqlite3 file: truncated copy or crashed recording?)"),
+    ("not a database", " (not an sqlite3 file)"),
+    ("Zstandard", " (damaged zstd-compressed bag file)"),
+)
+
+
+def _hint(exc: Exception) -> str:
+    text = str(exc)
+    return next((hint for key, hint in _HINTS if key in text), "")
+
+
 class BagSource:
     """An open bag: its topics and time-ordered raw messages. Use as a context manager."""
 
@@ -95,7 +108,9 @@ class BagSource:
             self._reader = AnyReader([self.path], default_typestore=store)
             self._reader.open()
         except Exception as exc:  # rosbags raises many types for unreadable files
-            raise BagError(f"cannot open bag {self.path}: {type(exc).__name__}: {exc}") from exc
+            raise BagError(
+                f"cannot open bag {self.path}: {type(exc).__name__}: {exc}{_hint(exc)}"
+            ) from exc
         for connection in self._reader.connections:
             self._types.setdefault(connection.topic, connection.msgtype)
         return self

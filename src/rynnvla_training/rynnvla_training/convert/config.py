@@ -309,9 +309,11 @@ class ConvertConfig:
     time_source: str = "header"
     typestore: str = "latest"
     cameras: dict[str, CameraConfig] = dataclasses.field(
-        default_factory=lambda: {
-            "front": CameraConfig(topic="/camera/front/image_raw"),
-            "wrist": CameraConfig(topic="/camera/wrist/image_raw"),
+        default_factory=lambda: {  # raw images, or else their compressed transport
+            name: CameraConfig(
+                topic=(f"/camera/{name}/image_raw", f"/camera/{name}/image_raw/compressed")
+            )
+            for name in ("front", "wrist")
         }
     )
     state: StateConfig = dataclasses.field(default_factory=StateConfig)

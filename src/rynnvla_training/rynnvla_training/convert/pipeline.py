@@ -211,7 +211,7 @@ def _episode_inputs(bag_results, staging, config, skipped) -> list[EpisodeInput]
     return [EpisodeInput(*candidates[i][:2], splits[i], candidates[i][2]) for i in ordered]
 
 
-def _report(config, bags, bag_results, episodes, skipped) -> dict:
+def _report(config, bags, bag_results, episodes, skipped, cached) -> dict:
     return {
         "converter": "rynnvla-convert",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -222,6 +222,7 @@ def _report(config, bags, bag_results, episodes, skipped) -> dict:
             {
                 "bag": str(bag),
                 "status": "skipped" if result.error else "converted",
+                "cached": bag in cached,
                 "error": result.error,
                 "duration_s": result.duration_s,
                 "messages": result.messages,
@@ -238,6 +239,7 @@ def _report(config, bags, bag_results, episodes, skipped) -> dict:
                 "task": episode.segment.task,
                 "split": episode.split,
                 "length": episode.segment.length,
+                "start_ns": episode.segment.start_ns,
                 "start_s": episode.segment.start_ns / 1e9,
                 "match_rate": episode.segment.match_rate,
                 "sync": episode.segment.sync,
@@ -295,11 +297,11 @@ def run_conversion(
             f"output {output} exists and holds another conversion; pass --overwrite to replace it"
         )
     with _Staging(output, config) as staging:
-        results = _convert_missing(bags, staging, config, workers, progress)
+        results, cached = _convert_missing(bags, staging, config, workers, progress)
         bag_results = [(bag, results[bag]) for bag, _ in bags]
         skipped: list[dict] = []
         episodes = _episode_inputs(bag_results, staging, config, skipped)
-        report = _report(config, bags, bag_results, episodes, skipped)
+        report = _report(config, bags, bag_results, episodes, skipped, cached)
         if not episodes:
             reasons = "; ".join(f"{Path(b['bag']).name}: {b['error']}" for b in report["bags"])
             raise ConversionError(f"no episode could be converted ({reasons or 'no input'})")
@@ -313,8 +315,8 @@ def run_conversion(
     return ConversionResult(output, up_to_date=False, report=report)
 
 
-def _convert_missing(bags, staging, config, workers, progress) -> dict[Path, BagResult]:
-    """Loads bags converted by an earlier run; converts the rest."""
+def _convert_missing(bags, staging, config, workers, progress):
+    """Loads bags converted by an earlier run; converts the rest. -> (results, cached bags)"""
     results: dict[Path, BagResult] = {}
     todo = []
     for bag, fingerprint in bags:
@@ -323,9 +325,10 @@ def _convert_missing(bags, staging, config, workers, progress) -> dict[Path, Bag
             results[bag] = BagResult.from_dict(json.loads((final / RESULT_FILE).read_text()))
         else:
             todo.append((bag, fingerprint, final, _duration_s(bag)))
+    cached = set(results)
     if todo:
         results.update(_run_workers(todo, config, workers or os.cpu_count() or 1, progress))
-    return results
+    return results, cached
 
 
 def _duration_s(bag: Path) -> float:

@@ -78,6 +78,8 @@ class RecordingSpec:
     drop_rate: float = 0.0  # fraction of camera / state messages lost
     instructions: tuple[tuple[float, str], ...] = ((0.0, "put the green block on the plate"),)
     latched_state_age_s: float | None = None  # add a stale latched joint state this old
+    camera_gap_s: tuple[float, float] | None = None  # no camera messages in [start, end)
+    state_clock_jump: tuple[float, float] | None = None  # (at_s, jump_s): stamps jump by jump_s
     typestore: str = "latest"
     seed: int = 0
 
@@ -150,7 +152,7 @@ def write_recording(path: Path, spec: RecordingSpec = RecordingSpec()) -> Record
     for index, camera in enumerate(spec.cameras):
         scene = _Scene(spec.image_size, spec.seed + index)
         for number, t in enumerate(_times(rng, spec.camera_hz, spec.duration_s, spec.jitter_s)):
-            if rng.random() < spec.drop_rate:
+            if rng.random() < spec.drop_rate or _in(spec.camera_gap_s, t):
                 continue
             stamp = START_NS + int(t * NS_PER_S)
             make = _image_factory(types, spec, scene, number, float(t), stamp)
@@ -161,6 +163,14 @@ def write_recording(path: Path, spec: RecordingSpec = RecordingSpec()) -> Record
             continue
         stamp = START_NS + int(t * NS_PER_S)
         make = _factory(_joint_state, types, stamp, joint_truth(t))
+        if spec.state_clock_jump is not None and t >= spec.state_clock_jump[0]:
+            # receive time follows the true time; the header clock jumps
+            jumped = stamp + int(spec.state_clock_jump[1] * NS_PER_S)
+            make = _factory(_joint_state, types, jumped, joint_truth(t))
+            events.append(
+                (stamp + int(spec.latency_s[0] * NS_PER_S), len(events), "/joint_states", make)
+            )
+            continue
         add("state", "/joint_states", stamp, make, float(t))
     if spec.latched_state_age_s is not None:
         stamp = START_NS - int(spec.latched_state_age_s * NS_PER_S)
@@ -180,6 +190,10 @@ def write_recording(path: Path, spec: RecordingSpec = RecordingSpec()) -> Record
 
     _write_sorted(writer, store, events)
     return Recording(path=Path(path), messages=truth)
+
+
+def _in(interval: tuple[float, float] | None, t: float) -> bool:
+    return interval is not None and interval[0] <= t < interval[1]
 
 
 def _factory(build, types, stamp: int, positions: np.ndarray):
