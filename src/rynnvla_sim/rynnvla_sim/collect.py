@@ -196,6 +196,7 @@ def collect(config: CollectConfig, progress: bool = True) -> dict:
     bar = tqdm(total=config.episodes * len(tasks), desc="episodes", unit="ep", disable=not progress)
     wall_start = time.perf_counter()
     sim_seconds = 0.0
+    episode_wall = 0.0
     context = multiprocessing.get_context("spawn")  # EGL/MuJoCo state is never forked
     with ProcessPoolExecutor(config.workers, mp_context=context) as pool:
         running: dict[Future, _TaskProgress] = {}
@@ -221,6 +222,7 @@ def collect(config: CollectConfig, progress: bool = True) -> dict:
                 result = future.result()
                 task.add(result)
                 sim_seconds += result.duration_s
+                episode_wall += result.wall_s
                 if result.bag:
                     bar.update(1)
                 wall = time.perf_counter() - wall_start
@@ -232,6 +234,7 @@ def collect(config: CollectConfig, progress: bool = True) -> dict:
     bar.close()
     wall = time.perf_counter() - wall_start
     summary = _summary(config, tasks, sim_seconds, wall)
+    summary["episode_wall_seconds"] = round(episode_wall, 3)  # inside the workers, summed
     (config.out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     shutil.rmtree(config.out / PARTIAL_DIR, ignore_errors=True)
     short = [t for t, p in tasks.items() if len(p.kept) < config.episodes]

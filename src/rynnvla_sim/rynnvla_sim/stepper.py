@@ -37,17 +37,15 @@ class PeriodicSchedule:
     def restart(self, start_ns: int, phase_ns: int = 0) -> None:
         self._origin_ns = int(start_ns) + int(phase_ns)
         self._k = 0
-
-    @property
-    def next_ns(self) -> int:
-        return self._origin_ns + round(self._k * NS_PER_S / self.rate_hz)
+        self.next_ns = self._origin_ns
 
     def due(self, t_ns: int) -> bool:
         """True if an event is due by ``t_ns`` (then the schedule moves past ``t_ns``)."""
         if t_ns < self.next_ns:
             return False
-        while self.next_ns <= t_ns:
+        while self.next_ns <= t_ns:  # ideal times computed from k: no drift from rounding
             self._k += 1
+            self.next_ns = self._origin_ns + round(self._k * NS_PER_S / self.rate_hz)
         return True
 
 
@@ -105,16 +103,19 @@ class ControlledArm:
         """Simulated seconds since the episode started."""
         return (self.now_ns - self.episode_start_ns) / NS_PER_S
 
+    def _measured(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The measured state, only when the follower splices from it (saves time per tick)."""
+        if self.follower.config.interpolate_from_desired_state:
+            return None, None
+        return self.env.joint_positions(), self.env.joint_velocities()
+
     def submit(self, msg: Any) -> SubmitResult:
         """A JointTrajectory arriving now (validated; replaces the active one if accepted)."""
-        return self.follower.submit(
-            msg, self.now_ns, self.env.joint_positions(), self.env.joint_velocities()
-        )
+        return self.follower.submit(msg, self.now_ns, *self._measured())
 
     def tick(self) -> None:
         """One controller update + physics for one control period."""
-        q, qd = self.env.joint_positions(), self.env.joint_velocities()
-        command, _ = self.follower.sample(self.now_ns, q, qd)
+        command, _ = self.follower.sample(self.now_ns, *self._measured())
         self.env.set_joint_targets(command)
         self.last_command = command
         self.env.step(self.period_ns / NS_PER_S)
