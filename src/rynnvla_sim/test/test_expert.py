@@ -10,8 +10,7 @@ from rynnvla_sim.env import ArmSimEnv
 from rynnvla_sim.expert import ScriptedExpert, evaluate_expert, run_expert_episode
 from rynnvla_sim.ik import ArmIK
 from rynnvla_sim.motion import arm_rotation, pitch_roll, topdown_rotation
-
-from rynnvla_sim import tasks
+from rynnvla_sim.tasks import TASKS
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +20,7 @@ def env():
     env.close()
 
 
-@pytest.mark.parametrize("task_id", sorted(tasks.TASKS))
+@pytest.mark.parametrize("task_id", sorted(TASKS))
 def test_expert_solves_a_handful_of_seeds(env, task_id):
     for seed in (100, 101):
         outcome = run_expert_episode(env, task_id, seed, distractors=seed == 101)
