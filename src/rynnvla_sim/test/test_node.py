@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -221,3 +222,12 @@ def test_parameters_are_validated_with_name_and_value(ros_context):
         )
     with pytest.raises(SimParamsError, match="task_id='nope'"):
         SimNode(context=ros_context, parameter_overrides=[Parameter("task_id", value="nope")])
+
+
+def test_shipped_yaml_names_every_parameter_with_valid_values():
+    import yaml
+
+    path = Path(__file__).resolve().parents[1] / "config" / "sim_node.yaml"
+    values = yaml.safe_load(path.read_text())["sim_node"]["ros__parameters"]
+    assert set(values) == set(SimNodeParams.__dataclass_fields__)
+    assert SimNodeParams.from_mapping(values) == SimNodeParams()  # the YAML documents defaults
