@@ -284,8 +284,9 @@ def _evaluate(knots: _Knots, t_ns: int):
 def _splice(traj: Trajectory, at_ns: int, state: tuple[np.ndarray, ...]) -> _Knots:
     """Knots that start at ``at_ns`` from ``state`` (p, v, a) and follow ``traj``'s due points."""
     p, v, a = state
-    # Points due by now are dropped (the splice segment starts here); a trajectory whose last
-    # point is exactly now keeps that point: it is commanded at once.
+    # Points due by now are dropped (the splice segment starts here). The last point is never
+    # due earlier (parse_trajectory rejects those); if it is due exactly now it is kept and
+    # commanded at once.
     keep = traj.times_ns > at_ns
     keep[-1] = True
     times = traj.times_ns[keep]
@@ -302,8 +303,6 @@ def _splice(traj: Trajectory, at_ns: int, state: tuple[np.ndarray, ...]) -> _Kno
     positions = fill(traj.positions, p)
     velocities = fill(traj.velocities, zeros)
     accelerations = fill(traj.accelerations, zeros)
-    # parse_trajectory rejects trajectories ending before their activation, so one point is left
-    assert times.size > 0, "spliced a trajectory that ended before its activation"
     if times[0] == at_ns:  # the first kept point starts now: no splice segment
         return _Knots(times, positions, velocities, accelerations)
 

@@ -210,6 +210,28 @@ def test_cubic_uses_velocities_and_linear_does_not():
     assert np.allclose(v_before, [1.0] * 3, atol=5e-3)
 
 
+def test_quintic_with_accelerations_meets_the_knot_accelerations():
+    msg = traj([[1.0] * 3, [2.0] * 3], [1000, 2000], velocities=[[1.0] * 3, [0.0] * 3])
+    msg.points[0].accelerations = np.full(3, 2.0)
+    msg.points[1].accelerations = np.zeros(3)
+    f = follower()
+    assert f.submit(msg, T0).accepted
+    knot = f.sample(T0 + 1000 * MS)
+    np.testing.assert_allclose(knot[0], [1.0] * 3, atol=1e-9)
+    np.testing.assert_allclose(knot[1], [1.0] * 3, atol=1e-9)
+    # the acceleration at the knot is the given 2.0: velocity grows by ~2 * dt right after it
+    after = f.sample(T0 + 1001 * MS)[1]
+    np.testing.assert_allclose((after - knot[1]) / 0.001, [2.0] * 3, atol=0.05)
+    np.testing.assert_allclose(f.sample(T0 + 2000 * MS)[0], [2.0] * 3, atol=1e-9)
+
+
+def test_accelerations_without_velocities_are_rejected():
+    msg = traj([[1.0] * 3], [100])
+    msg.points[0].accelerations = np.zeros(3)
+    result = follower().submit(msg, T0)
+    assert not result.accepted and "accelerations given without velocities" in result.reason
+
+
 def test_cubic_splice_keeps_velocity_continuous():
     f = follower()
     f.submit(traj([[1.0] * 3, [2.0] * 3], [500, 1000], velocities=[[2.0] * 3, [0.0] * 3]), T0)
