@@ -62,6 +62,12 @@ class ArmSimEnv:
         self._dof_adr = np.array([self.model.joint(n).dofadr[0] for n in names])
         self._act_ids = np.array([self.model.actuator(n).id for n in names])
         self._arm_body_ids = _subtree_body_ids(self.model, self.model.body("arm_base").id)
+        self._object_geoms = {
+            name: np.flatnonzero(self.model.geom_bodyid == self.model.body(name).id)
+            for name in self._scene.specs
+        }
+        self._geom_contype = self.model.geom_contype.copy()
+        self._geom_conaffinity = self.model.geom_conaffinity.copy()
         self._renderer: rendering.CameraRenderer | None = None
         self._pending_s = 0.0
         self._steps_per_check = max(1, round(SUCCESS_CHECK_PERIOD_S / self.model.opt.timestep))
@@ -88,6 +94,7 @@ class ArmSimEnv:
                 self._set_free_pose(name, (p.x, p.y, spec.rest_z + 1e-4), p.yaw)
             else:
                 self._set_free_pose(name, self._scene.park_positions[name], 0.0)
+            self._set_parked(name, parked=name not in layout)
         noise = rng.uniform(-1, 1, 6) * self.config.initial_pose_noise_rad
         q0 = np.clip(HOME_QPOS + noise, JOINT_LIMITS[:, 0], JOINT_LIMITS[:, 1])
         self.data.qpos[self._qpos_adr] = q0
@@ -302,6 +309,14 @@ class ArmSimEnv:
         adr = self.model.joint(f"{name}_joint").qposadr[0]
         self.data.qpos[adr : adr + 3] = pos
         self.data.qpos[adr + 3 : adr + 7] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
+
+    def _set_parked(self, name: str, parked: bool) -> None:
+        """Parked objects float without contacts (gravity compensated): no physics cost."""
+        body = self.model.body(name).id
+        geoms = self._object_geoms[name]
+        self.model.body_gravcomp[body] = 1.0 if parked else 0.0
+        self.model.geom_contype[geoms] = 0 if parked else self._geom_contype[geoms]
+        self.model.geom_conaffinity[geoms] = 0 if parked else self._geom_conaffinity[geoms]
 
     def _sync_fingers(self) -> None:
         """Put the finger slides where the gripper coupling wants them (no start-up jolt)."""

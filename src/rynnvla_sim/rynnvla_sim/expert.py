@@ -14,6 +14,7 @@ offsets, a short hesitation, and a smooth wobble on the transport segments.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -310,6 +311,28 @@ class EpisodeOutcome:
     ik_failures: int
 
 
+@dataclass
+class RolloutTimer:
+    """Wall time spent per part of expert rollouts (s), and what it produced."""
+
+    expert_s: float = 0.0
+    physics_s: float = 0.0
+    render_s: float = 0.0
+    sim_s: float = 0.0
+    frames: int = 0
+
+    def summary(self) -> dict[str, float]:
+        wall = self.expert_s + self.physics_s + self.render_s
+        return {
+            "realtime_factor": round(self.sim_s / max(wall, 1e-9), 2),
+            "render_ms_per_frame": round(1e3 * self.render_s / max(self.frames, 1), 3),
+            "physics_ms_per_sim_s": round(1e3 * self.physics_s / max(self.sim_s, 1e-9), 2),
+            "expert_ms_per_sim_s": round(1e3 * self.expert_s / max(self.sim_s, 1e-9), 2),
+            "sim_s": round(self.sim_s, 2),
+            "frames": self.frames,
+        }
+
+
 def run_expert_episode(
     env,
     task_id: str,
@@ -319,26 +342,38 @@ def run_expert_episode(
     max_time_s: float = 20.0,
     settle_s: float = 1.5,
     on_tick=None,
+    timer: RolloutTimer | None = None,
 ) -> EpisodeOutcome:
     """Roll the expert out at the env's control rate until success (after the expert is done)
     or time-out. `render` renders both cameras at the camera rate, as a recorder would;
-    `on_tick(env, q_target)` is called every control tick."""
+    `on_tick(env, q_target)` is called every control tick; `timer` accumulates wall times."""
     env.reset(task_id, seed, distractors=distractors)
+    timer = timer if timer is not None else RolloutTimer()
+    clock = time.perf_counter
     expert = ScriptedExpert(env)
     dt = 1.0 / env.config.control_rate_hz
     camera_period = 1.0 / env.config.camera_rate_hz
     next_frame_t = 0.0
     done_at = None
     while env.time < max_time_s:
+        t0 = clock()
         q = expert.act(env)
         env.set_joint_targets(q)
+        t1 = clock()
+        timer.expert_s += t1 - t0
         if on_tick is not None:
             on_tick(env, q)
         if render and env.time + 1e-9 >= next_frame_t:
+            t1 = clock()
             for camera in env.camera_names:
                 env.render(camera)
+            timer.render_s += clock() - t1
+            timer.frames += len(env.camera_names)
             next_frame_t += camera_period
+        t2 = clock()
         env.step(dt)
+        timer.physics_s += clock() - t2
+        timer.sim_s += dt
         if expert.done:
             done_at = env.time if done_at is None else done_at
             if env.success() or env.time - done_at > settle_s:
@@ -353,6 +388,7 @@ def evaluate_expert(
     distractors: bool = False,
     render: bool = False,
     progress: bool = False,
+    timer: RolloutTimer | None = None,
 ) -> float:
     """Success rate of the scripted expert over `seeds` (one episode per seed)."""
     from tqdm import tqdm
@@ -364,7 +400,9 @@ def evaluate_expert(
     try:
         seeds = list(seeds)
         outcomes = [
-            run_expert_episode(env, task_id, seed, distractors=distractors, render=render)
+            run_expert_episode(
+                env, task_id, seed, distractors=distractors, render=render, timer=timer
+            )
             for seed in tqdm(seeds, desc=f"expert {task_id}", disable=not progress)
         ]
     finally:
@@ -376,7 +414,6 @@ def main(argv=None) -> None:
     """`python -m rynnvla_sim.expert --episodes 100`: per-task success rate as one JSON line."""
     import argparse
     import json
-    import time
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument(
@@ -389,9 +426,15 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     seeds = range(args.first_seed, args.first_seed + args.episodes)
     start = time.perf_counter()
+    timer = RolloutTimer()
     rates = {
         task_id: evaluate_expert(
-            task_id, seeds, distractors=args.distractors, render=args.render, progress=True
+            task_id,
+            seeds,
+            distractors=args.distractors,
+            render=args.render,
+            progress=True,
+            timer=timer,
         )
         for task_id in args.tasks
     }
@@ -402,6 +445,7 @@ def main(argv=None) -> None:
                 "episodes_per_task": args.episodes,
                 "distractors": args.distractors,
                 "wall_s": round(time.perf_counter() - start, 1),
+                "timing": timer.summary(),
             }
         )
     )

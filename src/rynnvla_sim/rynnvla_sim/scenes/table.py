@@ -1,8 +1,9 @@
 """The table-top scene: table, arm, all task objects and distractors, lights and cameras.
 
-One model holds every object of every task; objects a task does not use are parked on the
-floor under the table (hidden from every camera by the table top), so switching task at reset
-needs no recompilation and the renderers (GL contexts) are created once.
+One model holds every object of every task; objects a task does not use are parked under the
+table (hidden from every camera by the table top), floating with contacts off so they cost no
+contact physics (see `ArmSimEnv._set_parked`). Switching task at reset therefore needs no
+recompilation, and the renderers (GL contexts) are created once.
 
 Rendering is kept cheap for Mesa's software rasteriser: one light, no shadows, no
 reflections, no skybox, no textures, no multisampling and an offscreen buffer of the image size.
@@ -31,7 +32,7 @@ class SceneObjects:
     specs: dict[str, objects.ObjectSpec]
     containers: dict[str, objects.ContainerGeometry]
     distractor_names: tuple[str, ...]
-    park_positions: dict[str, np.ndarray]  # name -> (3,) resting position under the table
+    park_positions: dict[str, np.ndarray]  # name -> (3,) position under the table (floating)
 
 
 def scene_objects() -> SceneObjects:
