@@ -21,7 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -62,8 +62,8 @@ def expert_success(n_seeds: int, workers: int) -> tuple[dict[str, float], dict[s
         tqdm(total=n_seeds * len(TASKS), desc="expert episodes", unit="ep") as bar,
     ):
         futures = {pool.submit(_rollouts, task, seeds): task for task, seeds in jobs}
-        for future, task in futures.items():
-            results[task].extend(future.result())
+        for future in as_completed(futures):
+            results[futures[future]].extend(future.result())
             bar.update(len(future.result()))
     rates = {t: sum(ok for _, ok, _ in r) / len(r) for t, r in sorted(results.items())}
     failures = {t: sorted(s for s, ok, _ in r if not ok) for t, r in sorted(results.items())}
