@@ -237,6 +237,11 @@ class HandPoser:
         v = height / 2 - focal * local[1] / depth
         return float(u), float(v), bool(0 <= u < width and 0 <= v < height)
 
+    def camera_pose(self) -> list[float]:
+        """Head camera pose [x, y, z, qw, qx, qy, qz] (world; camera looks along its -z)."""
+        quat = quat_from_matrix(self.data.cam_xmat[self._camera].reshape(3, 3))
+        return [*self.data.cam_xpos[self._camera].tolist(), *quat.tolist()]
+
     def intrinsics(self, width: int, height: int) -> dict[str, float]:
         focal = 0.5 * height / math.tan(math.radians(HEAD_FOVY_DEG) / 2)
         return {

@@ -1,8 +1,9 @@
 """`rynnvla-sim-humanvideos`: ego-centric human-hand manipulation clips for stages 1-2.
 
 Writes `OUT/videos/clip_NNNNNN.mp4` (H.264 via PyAV) and `OUT/manifest.jsonl`, one line per
-clip with its caption, frame count, camera intrinsics and the wrist keypoint per frame in 3D
-world coordinates (m) and in the image plane (u right, v down, pixels), plus a visibility flag.
+clip with its caption, frame count, camera intrinsics and, per frame, the wrist keypoint in 3D
+world coordinates (m) and in the image plane (u right, v down, pixels), a visibility flag, and
+the head camera pose [x, y, z, qw, qx, qy, qz] (camera looks along its -z, image up is +y).
 
     rynnvla-sim-humanvideos --clips 200 --out data/human --fps 15 --size 128x96 --workers 2
 """
@@ -61,7 +62,7 @@ def render_clip(job: VideoJob) -> dict:
     hand_clips.park_unused(poser, plan)
     n_frames = int(plan.duration_s * job.fps) + 1
     frames = np.empty((n_frames, job.height, job.width, 3), dtype=np.uint8)  # (N, H, W, 3)
-    xyz, uv, visible = [], [], []
+    xyz, uv, visible, cameras = [], [], [], []
     for i in range(n_frames):
         hand_clips.pose_frame(poser, plan, i / job.fps)
         frames[i] = renderer.render(poser.data, "head")
@@ -70,6 +71,7 @@ def render_clip(job: VideoJob) -> dict:
         xyz.append([round(float(c), 5) for c in wrist])
         uv.append([round(u, 2), round(v, 2)])
         visible.append(seen)
+        cameras.append([round(float(c), 6) for c in poser.camera_pose()])
     name = f"clip_{job.index:06d}"
     video = Path(job.out_dir) / "videos" / f"{name}.mp4"
     write_mp4(video, frames, job.fps)
@@ -88,6 +90,7 @@ def render_clip(job: VideoJob) -> dict:
         "wrist_xyz": xyz,
         "wrist_uv": uv,
         "wrist_visible": visible,
+        "camera_pose": cameras,
     }
 
 

@@ -52,6 +52,20 @@ def test_clips_are_readable_mp4s_matching_the_manifest(generated):
         assert np.linalg.norm(xyz.max(axis=0) - xyz.min(axis=0)) > 0.15
 
 
+def test_wrist_uv_follows_from_wrist_xyz_and_camera_pose(generated):
+    entry = _manifest(generated)[1]
+    cam = entry["camera"]
+    for xyz, uv, pose in zip(
+        entry["wrist_xyz"], entry["wrist_uv"], entry["camera_pose"], strict=True
+    ):
+        rot = np.empty(9)
+        mujoco.mju_quat2Mat(rot, np.array(pose[3:]))
+        local = rot.reshape(3, 3).T @ (np.array(xyz) - np.array(pose[:3]))  # camera frame
+        u = cam["cx"] + cam["fx"] * local[0] / -local[2]
+        v = cam["cy"] - cam["fy"] * local[1] / -local[2]
+        assert (u, v) == pytest.approx(tuple(uv), abs=0.02)
+
+
 def test_existing_manifest_is_not_overwritten(generated, capsys):
     before = (generated / "manifest.jsonl").read_bytes()
     assert main(["--clips", "1", "--out", str(generated)]) == 2
