@@ -1,8 +1,19 @@
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
 
 PACKAGE = "rynnvla_bringup"
+
+
+def tree(folder: str) -> list[tuple[str, list[str]]]:
+    """data_files entries for every file under `folder` (the shipped checkpoint), by directory."""
+    entries = []
+    for root, _, files in os.walk(folder):
+        if files:
+            entries.append((f"share/{PACKAGE}/{root}", [os.path.join(root, f) for f in files]))
+    return sorted(entries)
+
 
 setup(
     name=PACKAGE,
@@ -15,6 +26,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/config/robots", glob("config/robots/*.yaml")),
         (f"share/{PACKAGE}/urdf", glob("urdf/*")),
+        *tree("checkpoints"),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
