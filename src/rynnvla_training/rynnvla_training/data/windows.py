@@ -1,5 +1,9 @@
-"""Stage-3 samples: K frames of a robot episode, each with every camera, the normalised joint
-state and the normalised relative action chunk that starts there (reference section 8)."""
+"""Samples of stages 1-3: a window of K frames of one episode or clip, every camera per frame.
+
+With actions (stages 2-3, reference section 8) each frame also carries the normalised state and
+the normalised relative action chunk that starts there (robot joints, or human wrist keypoints
+in the robot convention: state = position, action = next position). Stage 1 has frames only.
+"""
 
 from __future__ import annotations
 
@@ -34,19 +38,20 @@ class WindowSpec:
         return np.arange(self.frames) * self.stride
 
 
-class RobotVLADataset(Dataset):
-    """`dataset[key]` -> {"pixels" (K, C, 3, h, w), "states" (K, D), "chunks" (K, T, D),
-    "chunk_mask" (K, T), "instruction_ids" list[int]} for one window of one episode."""
+class WindowDataset(Dataset):
+    """`dataset[key]` -> {"pixels" (K, C, 3, h, w), "instruction_ids" list[int]} for one window
+    of one episode, plus "states" (K, D), "chunks" (K, T, D) and "chunk_mask" (K, T) when a
+    normaliser and transform are given."""
 
     def __init__(
         self,
         source: EpisodeSource,
         frames: FrameStore,
         window: WindowSpec,
-        normalizer: ActionNormalizer,
-        transform: RelativeActionTransform,
         instruction_ids: dict[str, list[int]],
         jitter: ColorJitterConfig,
+        normalizer: ActionNormalizer | None = None,
+        transform: RelativeActionTransform | None = None,
     ) -> None:
         missing = [c for c in window.cameras if c not in source.camera_names]
         if missing:
@@ -83,14 +88,14 @@ class RobotVLADataset(Dataset):
         pixels = uint8_to_pixels(pixels)  # (K, C, 3, h, w)
         if self.jitter.enabled:
             pixels = JitterDraw.sample(self.jitter, key.rng()).apply(pixels)
+        sample = {"pixels": pixels, "instruction_ids": self.instruction_ids[self.tasks[episode]]}
+        if self.normalizer is None or self.transform is None:
+            return sample
         states, actions = self.arrays[episode]
         chunks, valid = build_relative_chunks(
             states, actions, self.window.chunk_length, self.transform, frame_ids
         )  # (K, T, D), (K, T)
-        return {
-            "pixels": pixels,
-            "states": self.normalizer.normalize_state(states[frame_ids]).astype(np.float32),
-            "chunks": self.normalizer.normalize_actions(chunks).astype(np.float32),
-            "chunk_mask": valid,
-            "instruction_ids": self.instruction_ids[self.tasks[episode]],
-        }
+        sample["states"] = self.normalizer.normalize_state(states[frame_ids]).astype(np.float32)
+        sample["chunks"] = self.normalizer.normalize_actions(chunks).astype(np.float32)
+        sample["chunk_mask"] = valid
+        return sample

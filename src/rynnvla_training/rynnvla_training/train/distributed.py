@@ -84,8 +84,11 @@ def resolve_strategy(config: DistConfig, context: DistContext, model: nn.Module)
 
 
 def find_transformer_blocks(model: nn.Module) -> list[nn.Module]:
-    """Repeated layers (>= 2 modules of one class in an nn.ModuleList): the units that FSDP
-    shards and activation checkpointing recomputes. Nested lists inside a block are skipped."""
+    """The units that FSDP shards and activation checkpointing recomputes: what the model's
+    `transformer_blocks()` names, else repeated layers (>= 2 modules of one class in an
+    nn.ModuleList; nested lists inside a block are skipped)."""
+    if hasattr(model, "transformer_blocks"):
+        return list(model.transformer_blocks())
     blocks: list[nn.Module] = []
     claimed: set[int] = set()
     for module in model.modules():

@@ -38,11 +38,16 @@ class VLATrainingModule(nn.Module):
         model: RynnVLAModel,
         image_tokenizer: ImageTokenizer,
         wrist_cameras: tuple[bool, ...],  # per camera: wrapped in WRIST_START / WRIST_END
+        code_ids: torch.Tensor,  # (codebook_size,) token id of each VQ code (text tokenizer's)
         action_vae: ActionVAE | None = None,  # None: stage 1 (frames only)
         vq_decoder: VQDecoder | None = None,  # only for preview images
     ) -> None:
         super().__init__()
         self.model = model
+        self.register_buffer("code_ids", code_ids.long().clone(), persistent=False)
+        id_to_code = torch.full((model.config.backbone.vocab_size,), -1, dtype=torch.long)
+        id_to_code[code_ids.long()] = torch.arange(len(code_ids))
+        self.register_buffer("id_to_code", id_to_code, persistent=False)
         self.image_tokenizer = image_tokenizer.requires_grad_(False)
         self.action_vae = action_vae.requires_grad_(False).eval() if action_vae else None
         self.vq_decoder = vq_decoder.requires_grad_(False).eval() if vq_decoder else None
@@ -100,9 +105,11 @@ class VLATrainingModule(nn.Module):
         return self.action_vae.encode(chunks, mask).float()
 
     def _frame_blocks(self, frame_codes: torch.Tensor) -> list[list[int]]:
-        image = self.config.image
+        image, code_ids = self.config.image, self.code_ids.cpu()
         return [
-            image_block(grid, self.config.tokens, image.downsample, image.crop_multiple, wrist)
+            image_block(
+                grid, self.config.tokens, image.downsample, image.crop_multiple, wrist, code_ids
+            )
             for grid, wrist in zip(frame_codes, self.wrist_cameras, strict=True)
         ]
 
@@ -132,21 +139,24 @@ class VLATrainingModule(nn.Module):
         predicted_ids = self.model.lm_head(hidden[0, :-1]).argmax(-1)  # (S - 1,)
         true_codes = self.encode_images(first["pixels"])[0]  # (F, C, gh, gw)
         predicted = self._predicted_codes(labels[0, 1:], predicted_ids, true_codes)
+        if self.vq_decoder is None:
+            # No decoder (k-means tokenizer): compare codes, drawn with one colour per code.
+            true_images = palette_image(true_codes.cpu().numpy(), self.config.image.downsample)
+            predicted_images = palette_image(predicted.cpu().numpy(), self.config.image.downsample)
+        else:
+            true_images = _to_uint8(first["pixels"][0])
+            predicted_images = self._decode(predicted)
         conditioned = self.config.loss.condition_frames
-        return compose_preview(
-            self._render(true_codes), self._render(predicted), conditioned_frames=conditioned
-        )
+        return compose_preview(true_images, predicted_images, conditioned_frames=conditioned)
 
     def _predicted_codes(
         self, targets: torch.Tensor, predicted_ids: torch.Tensor, true_codes: torch.Tensor
     ) -> torch.Tensor:
-        """Scatter the predicted ids at supervised image-code positions back into grids."""
-        tokens = self.config.tokens
-        is_code = (targets != IGNORE_INDEX) & (targets >= tokens.image_code_offset)
-        is_code &= targets < tokens.image_code_offset + tokens.codebook_size
-        codes = (predicted_ids[is_code] - tokens.image_code_offset).clamp(
-            0, tokens.codebook_size - 1
-        )
+        """Scatter the predicted ids at supervised image-code positions back into grids (a
+        predicted non-image token is drawn as code 0)."""
+        supervised_ids = targets.clamp(min=0)
+        is_code = (targets != IGNORE_INDEX) & (self.id_to_code[supervised_ids] >= 0)
+        codes = self.id_to_code[predicted_ids[is_code]].clamp(min=0)
         predicted = true_codes.clone()
         supervised = predicted[self.config.loss.condition_frames :]
         if codes.numel() != supervised.numel():
@@ -156,17 +166,19 @@ class VLATrainingModule(nn.Module):
         predicted[self.config.loss.condition_frames :] = codes.view_as(supervised)
         return predicted
 
-    def _render(self, codes: torch.Tensor) -> np.ndarray:
-        """codes (F, C, gh, gw) -> (F, C, h, w, 3) uint8 via the VQ decoder (or a palette)."""
-        if self.vq_decoder is None:
-            return palette_image(codes.cpu().numpy(), self.config.image.downsample)
+    def _decode(self, codes: torch.Tensor) -> np.ndarray:
+        """codes (F, C, gh, gw) -> (F, C, h, w, 3) uint8 through the VQ decoder."""
         codebook = self.image_tokenizer.vqvae.quantize.embedding.weight  # (K, E)
         latents = codebook[codes.flatten(0, 1)].permute(0, 3, 1, 2)  # (F*C, E, gh, gw)
         post = self.image_tokenizer.vqvae.post_quant_conv(latents)
         pixels = self.vq_decoder(post.to(next(self.vq_decoder.parameters()).dtype))
-        images = ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().byte()  # (F*C, 3, h, w)
-        images = images.permute(0, 2, 3, 1).cpu().numpy()
-        return images.reshape(*codes.shape[:2], *images.shape[1:])
+        return _to_uint8(pixels.view(*codes.shape[:2], *pixels.shape[1:]))
+
+
+def _to_uint8(pixels: torch.Tensor) -> np.ndarray:
+    """(..., 3, h, w) in [-1, 1] -> (..., h, w, 3) uint8."""
+    images = ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().byte()
+    return images.movedim(-3, -1).cpu().numpy()
 
 
 def _first_sample(batch: dict[str, Any]) -> dict[str, Any]:

@@ -116,3 +116,27 @@ class VQDecoder(nn.Module):
             )
         decoder.load_state_dict(tensors)
         return decoder
+
+    @classmethod
+    def from_taming_checkpoint(cls, path: Path, config: ImageTokenizerConfig) -> VQDecoder:
+        """The `decoder.*` tensors of a taming-transformers / Chameleon `vqgan.ckpt`."""
+        from rynnvla_policy.core.published import torch_load_weights_only
+
+        data = torch_load_weights_only(Path(path))
+        state = data.get("state_dict", data)
+        tensors = {
+            k.removeprefix("decoder."): v for k, v in state.items() if k.startswith("decoder.")
+        }
+        if not tensors:
+            raise ValueError(f"{path} holds no decoder.* tensors (keys: {list(state)[:5]})")
+        decoder = cls(config)
+        expected = decoder.state_dict()
+        missing = sorted(set(expected) - set(tensors))
+        unexpected = sorted(set(tensors) - set(expected))
+        if missing or unexpected:
+            raise ValueError(
+                f"{path}: decoder keys do not match: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}"
+            )
+        decoder.load_state_dict({k: v.float() for k, v in tensors.items()})
+        return decoder

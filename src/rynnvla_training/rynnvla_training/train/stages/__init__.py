@@ -1,6 +1,6 @@
 """Every training stage registers itself (and its presets) on import."""
 
-from rynnvla_training.train.stages import vae  # noqa: F401  (registers)
+from rynnvla_training.train.stages import stage3, vae, video, vqgan  # noqa: F401  (registers)
 from rynnvla_training.train.stages.base import (
     PRESETS,
     STAGES,
