@@ -88,8 +88,9 @@ class PolicyNodeParams:
     joint_lower_limits: tuple[float, ...] = (-3.1, -3.1, -3.1, -3.1, -3.1, -0.2)
     joint_upper_limits: tuple[float, ...] = (3.1, 3.1, 3.1, 3.1, 3.1, 2.0)
     joint_velocity_limits: tuple[float, ...] = (2.0, 2.0, 2.0, 2.0, 3.0, 3.0)
-    # A chunk whose first target is farther than this from the current state is refused.
-    max_first_target_distance: float = 0.5
+    # A chunk whose first target is farther than this from the current state is refused (per
+    # joint; a gripper commanded open/closed in absolute terms may jump across its range).
+    max_first_target_distance: tuple[float, ...] = (0.5, 0.5, 0.5, 0.5, 0.5, 2.5)
 
     # false = dry run: chunks go to ~/action_chunk only. Hardware profiles keep this false.
     output_enabled: bool = False
@@ -217,8 +218,11 @@ def _check_joints(p: PolicyNodeParams) -> list[str]:
                 )
     if any(v <= 0 for v in p.joint_velocity_limits):
         out.append(f"joint_velocity_limits={list(p.joint_velocity_limits)}: values must be > 0")
-    if not (math.isfinite(p.max_first_target_distance) and p.max_first_target_distance > 0):
-        out.append(f"max_first_target_distance={p.max_first_target_distance}: must be > 0")
+    distances = p.max_first_target_distance
+    if len(distances) != n:
+        out.append(f"max_first_target_distance={list(distances)}: expected {n} entries")
+    elif not all(math.isfinite(d) and d > 0 for d in distances):
+        out.append(f"max_first_target_distance={list(distances)}: values must be > 0")
     if not (math.isfinite(p.joint_states_max_age_s) and p.joint_states_max_age_s > 0):
         out.append(f"joint_states_max_age_s={p.joint_states_max_age_s}: must be > 0")
     return out

@@ -26,7 +26,7 @@ class SafetyLimits:
     lower: np.ndarray  # (D,)
     upper: np.ndarray  # (D,)
     max_velocity: np.ndarray  # (D,) unit/s
-    max_first_target_distance: float
+    max_first_target_distance: np.ndarray  # (D,)
 
     @classmethod
     def from_lists(
@@ -35,13 +35,16 @@ class SafetyLimits:
         lower: Sequence[float],
         upper: Sequence[float],
         max_velocity: Sequence[float],
-        max_first_target_distance: float,
+        max_first_target_distance: Sequence[float] | float,
     ) -> SafetyLimits:
-        arrays = [np.asarray(v, dtype=np.float64) for v in (lower, upper, max_velocity)]
-        for name, arr in zip(("lower", "upper", "max_velocity"), arrays, strict=True):
-            if arr.shape != (len(joint_names),):
-                raise ValueError(f"{name} has shape {arr.shape}, expected ({len(joint_names)},)")
-        return cls(tuple(joint_names), *arrays, float(max_first_target_distance))
+        n = len(joint_names)
+        distance = np.broadcast_to(np.asarray(max_first_target_distance, dtype=np.float64), (n,))
+        arrays = [np.asarray(v, dtype=np.float64) for v in (lower, upper, max_velocity, distance)]
+        names = ("lower", "upper", "max_velocity", "max_first_target_distance")
+        for name, arr in zip(names, arrays, strict=True):
+            if arr.shape != (n,):
+                raise ValueError(f"{name} has shape {arr.shape}, expected ({n},)")
+        return cls(tuple(joint_names), *arrays)
 
     def reordered(self, joint_names: Sequence[str]) -> SafetyLimits:
         """The same limits for the same joints listed in another order."""
@@ -51,7 +54,7 @@ class SafetyLimits:
             self.lower[index],
             self.upper[index],
             self.max_velocity[index],
-            self.max_first_target_distance,
+            self.max_first_target_distance[index],
         )
 
 
@@ -75,12 +78,13 @@ def clip_to_limits(positions: np.ndarray, limits: SafetyLimits) -> tuple[np.ndar
 def check_first_target(first: np.ndarray, current: np.ndarray, limits: SafetyLimits) -> None:
     """Raise UnsafeChunkError when any joint's first target is too far from its current value."""
     distance = np.abs(first - current)  # (D,)
-    joint = int(np.argmax(distance))
-    if distance[joint] > limits.max_first_target_distance:
+    excess = distance - limits.max_first_target_distance
+    joint = int(np.argmax(excess))
+    if excess[joint] > 0:
         raise UnsafeChunkError(
             f"first target of {limits.joint_names[joint]} is {first[joint]:.3f}, "
             f"{distance[joint]:.3f} from the current position {current[joint]:.3f} "
-            f"(max_first_target_distance {limits.max_first_target_distance})"
+            f"(max_first_target_distance {limits.max_first_target_distance[joint]})"
         )
 
 

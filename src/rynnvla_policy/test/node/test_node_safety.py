@@ -72,3 +72,12 @@ def test_reordered_limits_follow_names():
     swapped = LIMITS.reordered(("c", "a", "b"))
     assert swapped.upper.tolist() == [2.0, 1.0, 1.0]
     assert swapped.max_velocity.tolist() == [4.0, 1.0, 2.0]
+
+
+def test_first_target_distance_is_per_joint():
+    limits = SafetyLimits.from_lists(JOINTS, [-1, -1, 0], [1, 1, 2], [1, 1, 1], [0.3, 0.3, 2.0])
+    screen_chunk(np.array([[0.0, 0.0, 1.9]]), np.array([0.0, 0.0, 0.1]), limits)  # gripper jump
+    with pytest.raises(
+        UnsafeChunkError, match=r"first target of a .* \(max_first_target_distance 0.3\)"
+    ):
+        screen_chunk(np.array([[0.4, 0.0, 1.9]]), np.array([0.0, 0.0, 0.1]), limits)
