@@ -80,6 +80,8 @@ class StatusReport:
     latency_p99_ms: float
     end_to_end_p50_ms: float
     end_to_end_p99_ms: float
+    overhead_p50_ms: float  # node time per chunk outside the model (conversion + publishing)
+    overhead_p99_ms: float
     achieved_rate_hz: float
     counters: Counters
     stale_streams: tuple[str, ...]
@@ -142,6 +144,8 @@ def diagnostics(report: StatusReport, node_name: str) -> DiagnosticArray:
         "latency_p99_ms": f"{report.latency_p99_ms:.2f}",
         "end_to_end_p50_ms": f"{report.end_to_end_p50_ms:.2f}",
         "end_to_end_p99_ms": f"{report.end_to_end_p99_ms:.2f}",
+        "overhead_p50_ms": f"{report.overhead_p50_ms:.3f}",
+        "overhead_p99_ms": f"{report.overhead_p99_ms:.3f}",
         "achieved_rate_hz": f"{report.achieved_rate_hz:.2f}",
         "chunks_published": str(c.chunks_published),
         "dropped_inputs": str(c.dropped_inputs),

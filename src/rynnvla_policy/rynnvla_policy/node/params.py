@@ -52,6 +52,8 @@ class PolicyNodeParams:
     checkpoint_path: str = ""
     # torch device for inference: "cpu", "cuda", "cuda:1", ...
     device: str = "cpu"
+    # torch intra-op threads for CPU inference (0 = torch's default, all cores).
+    cpu_threads: int = 0
 
     # Camera names as the checkpoint calls them, their topics, and per camera whether the topic
     # carries sensor_msgs/CompressedImage (true) or sensor_msgs/Image (false).
@@ -267,6 +269,8 @@ def _check_misc(p: PolicyNodeParams) -> list[str]:
     for name in ("joint_states_topic", "controller_topic"):
         if not getattr(p, name):
             out.append(f"{name}='': empty topic name")
+    if p.cpu_threads < 0:
+        out.append(f"cpu_threads={p.cpu_threads}: must be >= 0 (0 = torch default)")
     if p.max_instruction_chars < 1:
         out.append(f"max_instruction_chars={p.max_instruction_chars}: must be >= 1")
     if len(p.instruction) > p.max_instruction_chars:

@@ -49,8 +49,11 @@ LATCHED = QoSProfile(
 
 
 class PolicyNode(LifecycleNode):
-    """Lifecycle node `rynnvla_policy`. `runner_loader(path, device)` defaults to
-    `PolicyRunner.from_pretrained`."""
+    """Lifecycle node `rynnvla_policy`.
+
+    `runner_loader(path, device, cpu_threads)` returns the model (anything with `contract`,
+    `infer(Observation)` and `reset()`); the default loads `PolicyRunner.from_pretrained`.
+    """
 
     def __init__(self, node_name: str = NODE_NAME, runner_loader=None, **kwargs: Any):
         kwargs.setdefault("automatically_declare_parameters_from_overrides", True)
@@ -144,7 +147,7 @@ class PolicyNode(LifecycleNode):
             else ""
         )
         self.get_logger().info(f"loading checkpoint {params.checkpoint_path} on {params.device}")
-        runner = self._runner_loader(params.checkpoint_path, params.device)
+        runner = self._runner_loader(params.checkpoint_path, params.device, params.cpu_threads)
         self.timing = check_contract(params, runner.contract)
         self.params, self.runner, self.instruction = params, runner, instruction
         self.joint_names = tuple(runner.contract.joint_names)
@@ -360,15 +363,17 @@ class PolicyNode(LifecycleNode):
         )
 
     def _run_once(self, snapshot: Snapshot) -> None:
+        """One inference on the worker thread: model, safety, publish, bookkeeping."""
         from rynnvla_policy.core import Observation
 
-        start = time.perf_counter()
         if self.policy_services.take_reset_request():
             self.runner.reset()
+        start = time.perf_counter()
         instruction = self.instruction
         observation = Observation(
             images=snapshot.images, state=snapshot.state, instruction=instruction
         )
+        model_start = time.perf_counter()
         try:
             result = self.runner.infer(observation)
         except Exception as exc:
@@ -377,18 +382,19 @@ class PolicyNode(LifecycleNode):
             )
             self.get_logger().error(f"inference failed: {traceback.format_exc(limit=4)}")
             return
-        infer_s = time.perf_counter() - start
+        infer_s = time.perf_counter() - model_start
         outcome = self.controller.on_chunk(
             result.positions, snapshot.stamp_ns, snapshot.state, self._now_ns()
         )
-        published_ns = self._now_ns()
-        e2e_s = (published_ns - snapshot.stamp_ns) / NS
+        e2e_s = (self._now_ns() - snapshot.stamp_ns) / NS
         self._publish_chunk(result, snapshot, instruction, infer_s, e2e_s)
         if outcome.plan is not None:
+            # node overhead = this step outside the model + converting the frames it used
+            overhead_s = time.perf_counter() - start - infer_s + snapshot.decode_s
             self.chunk_rate.tick(time.monotonic())
             self.latency_ms.add(infer_s * 1e3)
             self.e2e_ms.add(e2e_s * 1e3)
-            self.overhead_ms.add((time.perf_counter() - start - infer_s + snapshot.decode_s) * 1e3)
+            self.overhead_ms.add(overhead_s * 1e3)
 
     def _publish_chunk(
         self, result, snapshot: Snapshot, instruction: str, infer_s: float, e2e_s: float
@@ -449,6 +455,8 @@ class PolicyNode(LifecycleNode):
             latency_p99_ms=self.latency_ms.percentile(99),
             end_to_end_p50_ms=self.e2e_ms.percentile(50),
             end_to_end_p99_ms=self.e2e_ms.percentile(99),
+            overhead_p50_ms=self.overhead_ms.percentile(50),
+            overhead_p99_ms=self.overhead_ms.percentile(99),
             achieved_rate_hz=self.chunk_rate.rate(time.monotonic()),
             counters=c.counters if c else messages.Counters(),
             stale_streams=stale,

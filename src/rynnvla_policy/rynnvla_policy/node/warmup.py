@@ -12,10 +12,14 @@ from rynnvla_policy.node.params import PolicyNodeParams
 from rynnvla_policy.node.safety import SafetyLimits
 
 
-def load_runner(path: str, device: str):
+def load_runner(path: str, device: str, cpu_threads: int = 0):
     """`PolicyRunner.from_pretrained(path, device)`, imported here to keep torch out of imports."""
+    import torch
+
     from rynnvla_policy.core import PolicyRunner
 
+    if cpu_threads:
+        torch.set_num_threads(cpu_threads)
     return PolicyRunner.from_pretrained(path, device=device)
 
 
