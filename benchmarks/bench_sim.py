@@ -8,7 +8,9 @@
    wall second, end to end (process start-up included) and per worker (episodes only).
 
 Prints a table, then ONE JSON line with ``expert_success`` (task -> rate) and
-``collect_realtime_factor`` (target: >= 3).
+``collect_realtime_factor`` (target: >= 3). Wall-clock speed depends on what else runs; the
+workers' CPU time gives a load-independent figure too (``collect_sim_seconds_per_cpu_second``,
+and ``collect_realtime_factor_idle_estimate`` = that x the cores the workers can use).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -81,9 +84,11 @@ def collect_speed(episodes: int, workers: int, storage: str) -> dict:
             workers=workers,
             spec=RecordSpec(image_width=128, image_height=96, camera_rate_hz=30.0),
         )
+        cpu_before = _children_cpu_s()
         start = time.perf_counter()
         summary = collect(config, progress=True)
         wall = time.perf_counter() - start
+        cpu = _children_cpu_s() - cpu_before  # the workers' CPU time (they have exited)
         bag_bytes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
         per_episode = _episode_walls(out)
     finally:
@@ -95,8 +100,15 @@ def collect_speed(episodes: int, workers: int, storage: str) -> dict:
         "wall_seconds": round(wall, 2),
         "realtime_factor": round(sim / wall, 2),
         "per_worker_realtime_factor": round(sim / per_episode, 2) if per_episode else None,
+        # load-independent: recorded seconds per CPU second of the workers (start-up included)
+        "sim_seconds_per_cpu_second": round(sim / cpu, 2) if cpu > 0 else None,
         "mb_per_sim_second": round(bag_bytes / 1e6 / max(sim, 1e-9), 2),
     }
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _episode_walls(out: Path) -> float:
@@ -117,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     rates, failures = expert_success(args.seeds, args.workers)
     expert_wall = time.perf_counter() - start
     speed = collect_speed(args.collect_episodes, args.workers, args.storage)
+    cores = min(args.workers, os.cpu_count() or 1)
+    per_cpu = speed["sim_seconds_per_cpu_second"]
+    speed["idle_estimate"] = round(per_cpu * cores, 2) if per_cpu else None
 
     print()
     print(f"{'task':<22}{'expert success':>16}  failed seeds")
@@ -132,12 +147,20 @@ def main(argv: list[str] | None = None) -> int:
         f"{speed['mb_per_sim_second']} MB per recorded second"
     )
     print(
+        f"  {speed['sim_seconds_per_cpu_second']} recorded s per worker CPU s: on an idle "
+        f"machine with {args.workers} free cores ~{speed['idle_estimate']}x real time "
+        f"(the wall-clock figure above depends on the load: {os.getloadavg()[0]:.1f} now)"
+    )
+    print(
         json.dumps(
             {
                 "expert_success": rates,
                 "expert_seeds": args.seeds,
                 "collect_realtime_factor": speed["realtime_factor"],
                 "collect_realtime_factor_per_worker": speed["per_worker_realtime_factor"],
+                "collect_sim_seconds_per_cpu_second": speed["sim_seconds_per_cpu_second"],
+                "collect_realtime_factor_idle_estimate": speed["idle_estimate"],
+                "load_average": round(os.getloadavg()[0], 2),
                 "collect_workers": args.workers,
                 "collect_episodes": speed["episodes"],
                 "cpu_count": os.cpu_count(),
