@@ -24,6 +24,7 @@ def main(args: list[str] | None = None) -> int:
 
     from rynnvla_sim.node.params import SimParamsError
     from rynnvla_sim.node.sim_node import SimNode
+    from rynnvla_sim.rendering import GLBackendError
 
     rclpy.init(args=args)
     node = None
@@ -36,6 +37,9 @@ def main(args: list[str] | None = None) -> int:
     except SimParamsError as exc:
         print(f"sim_node: {exc}", file=sys.stderr)
         return 2
+    except GLBackendError as exc:
+        print(f"sim_node: cameras cannot be rendered: {exc}", file=sys.stderr)
+        return 3
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
