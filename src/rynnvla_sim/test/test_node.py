@@ -83,8 +83,8 @@ def test_trajectory_is_followed_on_time(harness):
     assert h.spin_until(lambda: len(states) >= 3 and pub.get_subscription_count() > 0)
     start = positions_of(states[-1])
     target = start + np.array([0.3, -0.2, 0.2, 0.25, 0.4, -0.3])
-    # stamped 100 ms ahead in sim time (= the latest joint state stamp here): deferred start
-    t_start = stamp_to_ns(states[-1].header.stamp) + 100 * MS
+    # stamped 250 ms ahead in sim time (= the latest joint state stamp here): deferred start
+    t_start = stamp_to_ns(states[-1].header.stamp) + 250 * MS
     msg = joint_trajectory(
         JointTrajectory, JointTrajectoryPoint, JOINTS, [target], [400 * MS], stamp_ns=t_start
     )
