@@ -129,11 +129,13 @@ PEN_HALF_LENGTH = 0.07
 
 def pen(name: str = "pen"):
     # A box collides face-to-face with the finger pads (4 contacts a side) and does not roll;
-    # the cylinder on top is what the cameras see.
+    # the cylinder on top is what the cameras see. Torsional and rolling resistance (condim 6)
+    # let a pen leaning in the holder come to rest instead of creeping round the rim.
     half_len, half_w = PEN_HALF_LENGTH, 0.0048
     inner = (
         f'<geom name="{name}_geom" class="collision" type="box" '
-        f'size="{half_len} {half_w} {half_w}" mass="0.012"/>'
+        f'size="{half_len} {half_w} {half_w}" mass="0.012" condim="6" '
+        f'friction="1.0 0.02 0.005"/>'
         f'<geom class="visual" type="cylinder" size="0.0052 {half_len - 0.009:.4f}" '
         f'pos="0.003 0 0" euler="0 1.5708 0" rgba="0.1 0.3 0.85 1"/>'
         f'<geom class="visual" type="cylinder" size="0.0056 0.006" pos="{-half_len + 0.006} 0 0" '
