@@ -17,8 +17,10 @@ def _raise_keyboard_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def main(args: list[str] | None = None) -> int:
+def main(args: list[str] | None = None, runner_loader=None) -> int:
     """Spin the node; on Ctrl-C or SIGTERM command a hold before exiting.
+
+    `args`: command line for rclpy (`--ros-args ...`); `runner_loader`: see PolicyNode.
 
     rclpy's own signal handler is disabled so that the context stays valid after a signal and
     the node can still publish its hold command (Jazzy-compatible: no `with rclpy.init()`).
@@ -35,7 +37,7 @@ def main(args: list[str] | None = None) -> int:
     node = None
     code = 0
     try:
-        node = PolicyNode()
+        node = PolicyNode(runner_loader=runner_loader)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
