@@ -144,7 +144,11 @@ class StageBatcher:
             raw_states = np.asarray(sample.states, np.float64)  # (K, D)
             actions = np.asarray(sample.actions, np.float64)  # (K, T, D)
             frames = raw_states.shape[0]
-            expected = (frames, self.processor.config.chunk_length, self.processor.config.action_dim)
+            expected = (
+                frames,
+                self.processor.config.chunk_length,
+                self.processor.config.action_dim,
+            )
             if actions.shape != expected:
                 raise ProcessorError(f"actions must be {expected} (K, T, D), got {actions.shape}")
             mask = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rynnvla_policy.core import PolicyRunner, ProcessorError
+from rynnvla_policy.core import Checkpoint, PolicyRunner, ProcessorError
 
 
 @pytest.fixture
@@ -64,3 +64,33 @@ def test_wrong_state_size_is_an_error(runner, make_observation):
     obs.state = np.zeros(5)
     with pytest.raises(ProcessorError, match=r"\(6,\)"):
         runner.infer(obs)
+
+
+def test_history_frames_and_instruction_change(tiny_checkpoint, make_observation):
+    """With 2 frames of history the prompt grows to two frames; a new instruction starts over;
+    the fast path stays equal to the naive one throughout."""
+    checkpoints = [Checkpoint.from_pretrained(tiny_checkpoint) for _ in range(2)]
+    for ckpt in checkpoints:
+        ckpt.model.config = ckpt.model.config.replace(inference_history=2)
+    fast, naive = PolicyRunner(checkpoints[0]), PolicyRunner(checkpoints[1])
+    tokens = []
+    steps = [
+        (0, "put the pen in the pen holder"),
+        (1, "put the pen in the pen holder"),
+        (2, "put the pen in the pen holder"),
+        (3, "put the strawberry in the bowl"),
+    ]
+    for seed, text in steps:
+        obs = make_observation(seed=seed, instruction=text)
+        a, b = fast.infer(obs), naive.infer_naive(obs)
+        np.testing.assert_allclose(a.positions, b.positions, rtol=0, atol=1e-5)
+        tokens.append(a.prompt_tokens)
+    assert tokens[1] == tokens[2] > tokens[0]  # two frames once the history is full
+    assert tokens[3] < tokens[2]  # new instruction: history restarted
+
+
+def test_cameras_of_different_sizes(runner, make_observation):
+    obs = make_observation()
+    obs.images["wrist"] = np.zeros((120, 160, 3), np.uint8)
+    chunk = runner.infer(obs)
+    assert chunk.positions.shape == (20, 6)
