@@ -11,8 +11,11 @@ own (``ChameleonDecoderLayer`` & co.); this file only wires them and adds the he
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.masking_utils import create_causal_mask
@@ -63,6 +66,15 @@ class ChameleonBackbone(nn.Module):
 
     def _drop_mlp_output(self, _module, _inputs, output):
         return self.residual_dropout(output)
+
+    def set_gradient_checkpointing(self, enabled: bool) -> None:
+        """Recompute each decoder layer in backward (transformers' GradientCheckpointingLayer
+        mechanism; RNG state is preserved so residual dropout replays identically)."""
+        for layer in self.layers:
+            layer.gradient_checkpointing = enabled
+            layer._gradient_checkpointing_func = functools.partial(
+                torch.utils.checkpoint.checkpoint, use_reentrant=False
+            )
 
     def set_attn_implementation(self, name: str) -> None:
         """ "sdpa" (default) or "eager"; shared by every layer through the config object."""
@@ -211,18 +223,19 @@ class RynnVLAModel(nn.Module):
         hidden = self.model.norm(self.model(embeds, attention_mask=batch.get("attention_mask")))
         loss_cfg = self.config.loss
 
-        logits = self.lm_head(hidden[:, :-1]).float()  # (B, S-1, V): position t predicts t+1
-        targets = labels[:, 1:]  # (B, S-1)
+        targets = labels[:, 1:]  # (B, S-1): position t predicts token t+1
         valid = targets != IGNORE_INDEX
+        # Only supervised positions go through lm_head: most of a stage-3 sequence (instruction,
+        # first-frame images) is never predicted, and the 7B vocabulary is 65540 wide.
+        logits = self.lm_head(hidden[:, :-1][valid]).float()  # (N, V)
+        supervised = targets[valid]  # (N,)
         zero = hidden.new_zeros((), dtype=torch.float32)
-        if valid.any():
-            ce = F.cross_entropy(logits[valid], targets[valid])
-            accuracy = (logits[valid].argmax(-1) == targets[valid]).float().mean()
-        else:
-            ce, accuracy = zero, zero
-        z_loss = zero
-        if loss_cfg.z_loss_weight > 0 and valid.any():
-            z_loss = torch.logsumexp(logits[valid], dim=-1).pow(2).mean()
+        ce, accuracy, z_loss = zero, zero, zero
+        if supervised.numel():
+            ce = F.cross_entropy(logits, supervised)
+            accuracy = (logits.argmax(-1) == supervised).float().mean()
+            if loss_cfg.z_loss_weight > 0:
+                z_loss = torch.logsumexp(logits, dim=-1).pow(2).mean()
 
         action_loss = self._action_loss(hidden, input_ids, batch.get("action_targets"))
         loss = (

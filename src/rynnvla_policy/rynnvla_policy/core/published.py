@@ -58,7 +58,7 @@ class PublishedLoadReport:
         if self.initialised:
             parts.append(f"initialised (not in file): {self.initialised}")
         if self.resized:
-            parts.append(f"resized: { {k: v for k, v in self.resized.items()} }")
+            parts.append(f"resized: {self.resized}")
         if self.expanded:
             parts.append(f"q/k norms expanded per head: {len(self.expanded)} tensors")
         if self.skipped:

@@ -131,6 +131,19 @@ def test_residual_dropout_only_in_training():
     assert model(batch)[0].item() == model(batch)[0].item()
 
 
+def test_gradient_checkpointing_gives_the_same_gradients():
+    batch = _batch()
+    grads = []
+    for enabled in (False, True):
+        model = _model().train()
+        model.model.set_gradient_checkpointing(enabled)
+        torch.manual_seed(7)
+        loss, _ = model(batch)
+        loss.backward()
+        grads.append(model.model.layers[0].mlp.up_proj.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)
+
+
 def test_7b_preset_has_the_published_size():
     with torch.device("meta"):
         model = RynnVLAModel(get_preset("rynnvla-7b").model)
