@@ -143,6 +143,8 @@ def _coerce_scalar(value: Any, hint: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str):
+            value = _float_text(value, path)  # YAML 1.1 reads "1e-4" (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
         return float(value)
@@ -157,6 +159,13 @@ def _coerce_scalar(value: Any, hint: Any, path: str) -> Any:
     if isinstance(hint, type) and isinstance(value, hint):
         return value
     raise ConfigError(f"{path}: cannot use {value!r} for a field of type {hint}")
+
+
+def _float_text(text: str, path: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{path}: expected a number, got {text!r}") from None
 
 
 def _unknown_key_message(key_path: str, key: str, fields: Mapping[str, Any]) -> str:

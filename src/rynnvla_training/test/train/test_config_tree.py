@@ -65,3 +65,11 @@ def test_registry_rejects_duplicates_and_suggests_names():
         registry.register("stage3-tiny", 2)
     with pytest.raises(KeyError, match="did you mean 'stage3-tiny'"):
         registry.get("stage3-tine")
+
+
+def test_exponent_without_a_dot_is_a_float():
+    # PyYAML (YAML 1.1) reads "1e-4" as a string; a float field still accepts it.
+    config = apply_overrides(_config(), parse_assignment("optim.lr=1e-4"))
+    assert config.optim.lr == 1e-4
+    with pytest.raises(ConfigError, match=r"optim\.lr: expected a number, got 'fast'"):
+        apply_overrides(_config(), parse_assignment("optim.lr=fast"))

@@ -1,0 +1,197 @@
+"""Every stage's tiny preset trains on real generated data (a converted LeRobot v3 dataset,
+simulator hand clips), lowers its loss on a fixed batch, and its product feeds the next stage.
+The stage-3 product is a checkpoint `PolicyRunner.from_pretrained` runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from rynnvla_training.dataset import LeRobotV3Dataset
+
+from conftest import run_stage
+
+FAST = ["optim.warmup_steps=0", "optim.schedule=constant", "checkpoint.every_steps=0"]
+
+
+@pytest.fixture(scope="session")
+def robot_vae(tmp_path_factory, converted_dataset):
+    return run_stage(
+        "vae",
+        tmp_path_factory.mktemp("vae"),
+        [
+            *FAST,
+            f"data.lerobot_roots=[{converted_dataset}]",
+            "loop.max_steps=30",
+            "loop.micro_batch_size=16",
+            "optim.lr=2e-3",
+        ],
+    )
+
+
+@pytest.fixture(scope="session")
+def human_vae(tmp_path_factory, human_manifest):
+    return run_stage(
+        "vae",
+        tmp_path_factory.mktemp("human_vae"),
+        [
+            *FAST,
+            "data.embodiment=human",
+            f"data.manifests=[{human_manifest}]",
+            "loop.max_steps=30",
+            "loop.micro_batch_size=16",
+            "optim.lr=2e-3",
+        ],
+    )
+
+
+@pytest.fixture(scope="session")
+def vqgan(tmp_path_factory, converted_dataset, human_manifest):
+    return run_stage(
+        "vqgan",
+        tmp_path_factory.mktemp("vqgan"),
+        [
+            *FAST,
+            f"data.lerobot_roots=[{converted_dataset}]",
+            f"data.manifests=[{human_manifest}]",
+            "data.crop=32",
+            "data.frames_per_sample=2",
+            "model.kmeans_init_frames=16",
+            "loop.max_steps=12",
+            "loop.micro_batch_size=2",
+            "optim.lr=2e-3",
+        ],
+    )
+
+
+@pytest.fixture(scope="session")
+def stage1(tmp_path_factory, human_manifest, vqgan):
+    return run_stage(
+        "stage1",
+        tmp_path_factory.mktemp("stage1"),
+        [
+            *FAST,
+            f"data.manifests=[{human_manifest}]",
+            "data.frames=2",
+            f"model.image_tokenizer={vqgan.final}",
+            "loop.max_steps=12",
+            "loop.micro_batch_size=2",
+            "optim.lr=2e-3",
+        ],
+    )
+
+
+@pytest.fixture(scope="session")
+def stage2(tmp_path_factory, human_manifest, human_vae, stage1):
+    return run_stage(
+        "stage2",
+        tmp_path_factory.mktemp("stage2"),
+        [
+            *FAST,
+            f"data.manifests=[{human_manifest}]",
+            "data.frames=2",
+            f"model.action_vae={human_vae.final}",
+            f"init={stage1.final}",
+            "loop.max_steps=12",
+            "loop.micro_batch_size=2",
+            "optim.lr=2e-3",
+        ],
+    )
+
+
+@pytest.fixture(scope="session")
+def stage3(tmp_path_factory, converted_dataset, robot_vae, stage2):
+    return run_stage(
+        "stage3",
+        tmp_path_factory.mktemp("stage3"),
+        [
+            *FAST,
+            f"data.lerobot_roots=[{converted_dataset}]",
+            f"model.action_vae={robot_vae.final}",
+            f"init={stage2.final}",
+            "loop.max_steps=12",
+            "loop.micro_batch_size=2",
+            "optim.lr=2e-3",
+            "log.tensorboard=true",
+            "log.preview_every_steps=12",
+        ],
+    )
+
+
+def _lowered(run, factor: float) -> None:
+    assert np.isfinite(run.result.losses).all()
+    assert run.loss_after < factor * run.loss_before, (run.loss_before, run.loss_after)
+
+
+def test_robot_vae_lowers_its_loss_and_saves_its_normalisation(robot_vae, converted_dataset):
+    _lowered(robot_vae, 0.9)
+    final = robot_vae.final
+    spec = json.loads((final / "action_spec.json").read_text())
+    assert spec["embodiment"] == "robot" and spec["absolute_dims"] == [5]
+    saved = json.loads((final / "statistics.json").read_text())
+    block = LeRobotV3Dataset(converted_dataset).processor_statistics()
+    np.testing.assert_allclose(saved["rel_std_action"], block["rel_std_action"])
+
+
+def test_human_vae_lowers_its_loss(human_vae):
+    _lowered(human_vae, 0.9)
+    spec = json.loads((human_vae.final / "action_spec.json").read_text())
+    assert spec["embodiment"] == "human" and spec["absolute_dims"] == []
+
+
+def test_vqgan_lowers_its_reconstruction_loss_and_saves_a_decoder(vqgan):
+    _lowered(vqgan, 0.8)
+    assert (vqgan.final / "decoder.safetensors").is_file()
+    from rynnvla_policy.core.checkpoint import load_image_tokenizer
+
+    load_image_tokenizer(vqgan.final)  # the model core reads it
+
+
+def test_stage1_lowers_its_frame_prediction_loss(stage1):
+    _lowered(stage1, 0.9)
+    final = stage1.final
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {
+        p.name for p in final.iterdir()
+    }
+
+
+def test_stage2_starts_from_stage1_and_lowers_its_loss(stage2):
+    _lowered(stage2, 0.9)
+    assert "init: ours" in stage2.parts.description
+
+
+def test_stage3_from_stage2_lowers_its_loss_and_runs_as_a_policy(stage3, converted_dataset):
+    _lowered(stage3, 0.9)
+    assert "init: ours" in stage3.parts.description
+    assert "re-initialised ['state_projection.weight']" in stage3.parts.description
+    from rynnvla_policy.core import Observation, PolicyRunner
+
+    runner = PolicyRunner.from_pretrained(stage3.final)
+    assert runner.contract.camera_names == ("front", "wrist")
+    assert runner.contract.chunk_length == 20
+    block = LeRobotV3Dataset(converted_dataset).processor_statistics()
+    np.testing.assert_allclose(
+        runner.processor.statistics.rel_mean_action, block["rel_mean_action"]
+    )
+    chunk = runner.infer(
+        Observation(
+            images={c: np.zeros((48, 64, 3), np.uint8) for c in ("front", "wrist")},
+            state=np.zeros(6),
+            instruction="put the green block on the plate",
+        )
+    )
+    assert chunk.positions.shape == (20, 6) and np.isfinite(chunk.positions).all()
+
+
+def test_stage3_writes_previews_and_tensorboard(stage3):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    output = stage3.final.parent
+    assert (output / "previews" / "step_00000012.png").is_file()
+    events = EventAccumulator(str(output / "tensorboard"))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    for term in ("loss", "ce_loss", "action_loss", "z_loss", "lr", "samples_per_s"):
+        assert f"train/{term}" in scalars
+    assert "preview/predicted_vs_true" in events.Tags()["images"]
