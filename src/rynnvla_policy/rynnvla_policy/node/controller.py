@@ -159,22 +159,26 @@ class ChunkController:
     # ------------------------------------------------------------------ commands
     def hold(
         self, hold_at: np.ndarray | None, now_ns: int, state: ControlState = ControlState.HOLDING
-    ) -> None:
-        """Command a hold of `hold_at` (if anything was commanded) and forget queued chunks."""
+    ) -> bool:
+        """Command a hold of `hold_at` (if anything was commanded) and forget queued chunks.
+
+        Returns whether a hold command was sent.
+        """
         with self._lock:
             self.state = state
-            self._hold_locked(hold_at, now_ns)
+            return self._hold_locked(hold_at, now_ns)
 
-    def _hold_locked(self, hold_at: np.ndarray | None, now_ns: int) -> None:
+    def _hold_locked(self, hold_at: np.ndarray | None, now_ns: int) -> bool:
         self.merger.reset()
         if not self._commanding:
-            return
+            return False
         self._commanding = False
         if hold_at is None:
             # Never seen a joint state: nothing to hold at. The controller finishes the last
             # chunk, whose final point has zero velocity, and holds there.
-            return
+            return False
         self._send(self.hold_data(hold_at, now_ns))
+        return True
 
     def hold_data(self, hold_at: np.ndarray, now_ns: int) -> TrajectoryData:
         """A one-point trajectory to `hold_at` (clipped to the limits), reached in one step."""

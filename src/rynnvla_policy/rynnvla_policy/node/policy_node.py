@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (
     DurabilityPolicy,
@@ -88,11 +89,12 @@ class PolicyNode(LifecycleNode):
         return float(value) if isinstance(value, int | float) and value >= 1 else 1.0
 
     def _on_set_parameters(self, params: list) -> SetParametersResult:
-        if self._lifecycle in ("inactive", "active"):
-            names = ", ".join(p.name for p in params)
+        ours = [p.name for p in params if p.name in PolicyNodeParams.names()]
+        if ours and self._lifecycle in ("inactive", "active"):
             return SetParametersResult(
                 successful=False,
-                reason=f"{names}: parameters are read at configure; clean up the node first",
+                reason=f"{', '.join(ours)}: parameters are read at configure; "
+                "deactivate and clean up the node first",
             )
         return SetParametersResult(successful=True)
 
@@ -282,11 +284,16 @@ class PolicyNode(LifecycleNode):
                 self.get_logger().error("inference thread did not stop within 10 s")
             self._worker = None
         if self.controller is not None:
-            self.controller.hold(self.current_position(), self._now_ns(), state)
+            position = self.current_position()
+            if self.controller.hold(position, self._now_ns(), state):
+                self.get_logger().info(f"holding position {np.round(position, 4).tolist()}")
 
     def _release(self) -> None:
         if self._worker is not None:
             self._worker.stop()
+        if self._trajectory_pub is not None:
+            # a hold published just before exit must reach the controller (reliable QoS)
+            self._trajectory_pub.wait_for_all_acked(Duration(seconds=1.0))
         if self._watchdog is not None:
             self.destroy_timer(self._watchdog)
         for entity in self._entities:

@@ -59,7 +59,7 @@ class SyntheticRobot:
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.node import Node
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import Image, JointState
+        from sensor_msgs.msg import CompressedImage, Image, JointState
         from std_msgs.msg import String
         from trajectory_msgs.msg import JointTrajectory
 
@@ -87,6 +87,11 @@ class SyntheticRobot:
             cam: n.create_publisher(Image, f"/camera/{cam}/image_raw", 5)
             for cam in ("front", "wrist")
         }
+        self.compressed_pubs = {
+            cam: n.create_publisher(CompressedImage, f"/camera/{cam}/image_raw/compressed", 5)
+            for cam in ("front", "wrist")
+        }
+        self._compressed_cls = CompressedImage
         self.joint_pub = n.create_publisher(JointState, "/joint_states", 5)
         n.create_subscription(
             JointTrajectory, "/arm_controller/joint_trajectory", self._on_trajectory, reliable
@@ -108,19 +113,26 @@ class SyntheticRobot:
     def now_ns(self) -> int:
         return self.node.get_clock().now().nanoseconds
 
-    def frame(self, stamp_ns: int):
-        from rynnvla_policy.conversions import rgb_to_image
+    def frame(self, stamp_ns: int, encoding: str = "rgb8"):
+        """A random camera frame; encoding "jpeg"/"png" gives a CompressedImage."""
+        from rynnvla_policy.conversions import rgb_to_compressed_image, rgb_to_image
 
         rgb = self._rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
-        return rgb_to_image(rgb, self._image_cls, encoding="rgb8", stamp_ns=stamp_ns)
+        if encoding in ("jpeg", "png"):
+            return rgb_to_compressed_image(
+                rgb, self._compressed_cls, fmt=encoding, stamp_ns=stamp_ns
+            )
+        return rgb_to_image(rgb, self._image_cls, encoding=encoding, stamp_ns=stamp_ns)
 
     def _publish_cameras(self) -> None:
         stamp = self.now_ns()
         for cam, pub in self.camera_pubs.items():
             if not self.cameras_on[cam]:
                 continue
-            make = self.image_override.get(cam, self.frame)
-            pub.publish(make(stamp))
+            msg = self.image_override.get(cam, self.frame)(stamp)
+            if isinstance(msg, self._compressed_cls):
+                pub = self.compressed_pubs[cam]
+            pub.publish(msg)
 
     def joint_msg(self, stamp_ns: int):
         from rynnvla_policy.conversions import ns_to_stamp
@@ -160,6 +172,12 @@ def robot(ros_context) -> Iterator[SyntheticRobot]:
     robot = SyntheticRobot(ros_context)
     yield robot
     robot.destroy()
+
+
+@pytest.fixture
+def node_params(node_checkpoint):
+    """node_params(**overrides) -> the test parameters of the policy node, as a dict."""
+    return lambda **overrides: base_params(node_checkpoint, **overrides)
 
 
 @pytest.fixture

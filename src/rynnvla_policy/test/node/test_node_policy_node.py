@@ -184,3 +184,25 @@ def test_status_and_diagnostics_at_least_1_hz(make_node, robot, executor, spin_u
         "rynnvla_policy: input wrist",
         "rynnvla_policy: input joint_states",
     }
+
+
+@pytest.mark.parametrize(
+    ("front", "wrist"), [("jpeg", "png"), ("bgr8", "mono16"), ("yuv422", "rgba8")]
+)
+def test_cameras_in_any_common_encoding_or_compressed(
+    front, wrist, make_node, robot, executor, spin_until
+):
+    compressed = [front in ("jpeg", "png"), wrist in ("jpeg", "png")]
+    topics = [
+        f"/camera/{cam}/image_raw" + ("/compressed" if c else "")
+        for cam, c in zip(("front", "wrist"), compressed, strict=True)
+    ]
+    node = make_node(camera_compressed=compressed, camera_topics=topics)
+    robot.image_override["front"] = lambda stamp: robot.frame(stamp, front)
+    robot.image_override["wrist"] = lambda stamp: robot.frame(stamp, wrist)
+    activate(node, executor, robot, spin_until)
+    assert spin_until(executor, lambda: len(robot.rec.trajectories) >= 1, 30.0)
+    assert spin_until(executor, lambda: robot.status_where(lambda s: s.chunks_published), 10.0)
+    assert robot.last_status().dropped_inputs == 0
+    image = node.buffers.latest("front").value
+    assert image.shape == (96, 128, 3) and image.dtype == np.uint8
