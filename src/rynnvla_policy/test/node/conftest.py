@@ -54,7 +54,7 @@ class Recorded:
 class SyntheticRobot:
     """Camera + joint-state publisher and recorder of the policy node's outputs."""
 
-    def __init__(self, context, namespace: str = "", camera_rate_hz: float = 30.0):
+    def __init__(self, context, camera_rate_hz: float = 30.0):
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.node import Node
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -107,10 +107,25 @@ class SyntheticRobot:
         n.create_subscription(String, "/instruction", self.rec.instructions.append, latched)
         n.create_timer(1.0 / camera_rate_hz, self._publish_cameras)
         n.create_timer(0.01, self._publish_joints)
+        # simulated time: stamps and /clock run this far behind the wall clock
+        self.clock_offset_ns = 0
+        from rosgraph_msgs.msg import Clock
+
+        self._clock_pub = n.create_publisher(Clock, "/clock", 10)
+        self._clock_cls = Clock
+        n.create_timer(0.005, self._publish_clock)
 
     # ---------------------------------------------------------------- publishing
     def now_ns(self) -> int:
-        return self.node.get_clock().now().nanoseconds
+        return self.node.get_clock().now().nanoseconds - self.clock_offset_ns
+
+    def _publish_clock(self) -> None:
+        if self.clock_offset_ns:
+            from rynnvla_policy.conversions import ns_to_stamp
+
+            msg = self._clock_cls()
+            msg.clock = ns_to_stamp(self.now_ns(), type(msg.clock))
+            self._clock_pub.publish(msg)
 
     def frame(self, stamp_ns: int, encoding: str = "rgb8"):
         """A random camera frame; encoding "jpeg"/"png" gives a CompressedImage."""
@@ -152,7 +167,7 @@ class SyntheticRobot:
         self.joint_pub.publish(make(stamp))
 
     def _on_trajectory(self, msg) -> None:
-        self.rec.trajectories.append((self.now_ns(), msg))
+        self.rec.trajectories.append((self.now_ns(), msg))  # receive time on the robot's clock
 
     # ---------------------------------------------------------------- queries
     def last_status(self):

@@ -206,3 +206,23 @@ def test_cameras_in_any_common_encoding_or_compressed(
     assert robot.last_status().dropped_inputs == 0
     image = node.buffers.latest("front").value
     assert image.shape == (96, 128, 3) and image.dtype == np.uint8
+
+
+def test_simulated_time_drives_ages_and_stamps(make_node, robot, executor, spin_until):
+    """With use_sim_time the node ages inputs and stamps chunks on /clock, not the wall clock."""
+    robot.clock_offset_ns = 3600 * NS  # simulated time is an hour behind the wall clock
+    node = make_node(use_sim_time=True)
+    executor.add_node(robot.node)
+    executor.add_node(node)
+    assert spin_until(
+        executor, lambda: 0 < node.get_clock().now().nanoseconds < robot.now_ns() + NS, 10.0
+    )
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert spin_until(executor, lambda: len(robot.rec.trajectories) >= 1, 30.0)
+    receive, msg = robot.rec.trajectories[0]
+    assert 0 < receive - stamp_ns(msg.header.stamp) < 2 * NS  # stamped in simulated time
+    assert spin_until(executor, lambda: len(robot.rec.chunks) >= 1, 10.0)
+    assert 0 < robot.rec.chunks[0].end_to_end_latency < 2.0
