@@ -246,13 +246,16 @@ class VideoConfig:
 
     crf: constant rate factor (lower = better, bigger). preset: encoder speed preset
     (x264 names like "veryfast"; SVT-AV1 takes 0-13, 13 fastest). gop: keyframe interval
-    in frames (small = faster random access, bigger files).
+    in frames (small = faster random access, bigger files). threads: encoder threads per
+    video; fixed (not "all cores") because the bitstream depends on it, so that the same bags
+    always give the same dataset whatever the machine or the number of workers.
     """
 
     codec: str = "h264"
     crf: int = 23
     preset: str = "veryfast"
     gop: int = 30
+    threads: int = 2
 
     def validated(self, field: str) -> VideoConfig:
         _check(self.codec in VIDEO_CODECS, f"{field}.codec", self.codec, f"one of {VIDEO_CODECS}")
@@ -264,6 +267,12 @@ class VideoConfig:
         )
         _check(isinstance(self.gop, int) and self.gop >= 1, f"{field}.gop", self.gop, "an int >= 1")
         _check(isinstance(self.preset, str | int), f"{field}.preset", self.preset, "a preset name")
+        _check(
+            isinstance(self.threads, int) and 1 <= self.threads <= 16,
+            f"{field}.threads",
+            self.threads,
+            "an int in [1, 16]",
+        )
         return dataclasses.replace(self, preset=str(self.preset))
 
 

@@ -219,7 +219,7 @@ def _finite(values: np.ndarray, what: str) -> np.ndarray:
 class _SegmentWriter:
     """Accumulates one segment: encodes images, keeps state/action/ages arrays."""
 
-    def __init__(self, directory: Path, config: ConvertConfig, task: str, threads: int):
+    def __init__(self, directory: Path, config: ConvertConfig, task: str):
         self.directory = directory
         directory.mkdir(parents=True)
         self.config = config
@@ -233,7 +233,7 @@ class _SegmentWriter:
                 crf=video.crf,
                 preset=video.preset,
                 gop=video.gop,
-                threads=threads,
+                threads=video.threads,
             )
             for name in config.cameras
         }
@@ -313,12 +313,11 @@ class _SegmentWriter:
 class _Segmenter:
     """Decides where segments start and end: freshness, gaps, instruction changes."""
 
-    def __init__(self, work_dir, config, decoder, specs, threads, result: BagResult):
+    def __init__(self, work_dir, config, decoder, specs, result: BagResult):
         self.work_dir = work_dir
         self.config = config
         self.decoder = decoder
         self.specs = {spec.name: spec for spec in specs}
-        self.threads = threads
         self.result = result
         self.writer: _SegmentWriter | None = None
         self.pending: list[Frame] = []  # stale frames kept until a fresh frame follows
@@ -373,7 +372,7 @@ class _Segmenter:
     def _open(self, task: str) -> None:
         directory = self.work_dir / f"segment-{self.opened:03d}"
         self.opened += 1
-        self.writer = _SegmentWriter(directory, self.config, task, self.threads)
+        self.writer = _SegmentWriter(directory, self.config, task)
 
     def _add(self, frame: Frame, fresh: bool) -> None:
         images = {name: self.decoder.image(name, frame) for name in self.config.cameras}
@@ -420,7 +419,6 @@ def convert_bag(
     config: ConvertConfig,
     work_dir: Path,
     *,
-    threads: int = 1,
     progress: Callable[[float], None] | None = None,
 ) -> BagResult:
     """Convert one bag into segment directories under ``work_dir``; never raises for bad data."""
@@ -440,7 +438,7 @@ def convert_bag(
                 max_wait_ns=round(timing.max_gap_s * NS_PER_S),
             )
             decoder = _Decoder(source, routes, config)
-            segmenter = _Segmenter(work_dir, config, decoder, specs, threads, result)
+            segmenter = _Segmenter(work_dir, config, decoder, specs, result)
             _run(source, routes, resampler, segmenter, progress)
             if resampler.start_ns is None:
                 missing = resampler.missing_streams()

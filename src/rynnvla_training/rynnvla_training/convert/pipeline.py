@@ -93,13 +93,13 @@ class _Staging:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _convert_one(bag: Path, fingerprint: str, config, final: Path, threads: int, progress_queue):
+def _convert_one(bag: Path, fingerprint: str, config, final: Path, progress_queue):
     """Worker: convert one bag into a temporary directory, rename it into place when whole."""
     temporary = final.parent / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
     report = None if progress_queue is None else progress_queue.put
-    result = convert_bag(bag, fingerprint, config, temporary, threads=threads, progress=report)
+    result = convert_bag(bag, fingerprint, config, temporary, progress=report)
     if result.error is not None:
         shutil.rmtree(temporary, ignore_errors=True)  # not cached: a re-run retries the bag
         return result.to_dict()
@@ -116,15 +116,14 @@ def _run_workers(todo, config, workers: int, progress: bool) -> dict[Path, BagRe
     total = sum(item[3] for item in todo)
     bar = tqdm(total=round(total, 1), unit="s", desc="converting", disable=not progress)
     parallel = max(1, min(workers, len(todo)))
-    threads = max(1, (os.cpu_count() or 1) // parallel)
     results: dict[Path, BagResult] = {}
     try:
         if parallel == 1:
             for bag, fingerprint, final, _ in todo:
-                data = _convert_one(bag, fingerprint, config, final, threads, _BarQueue(bar))
+                data = _convert_one(bag, fingerprint, config, final, _BarQueue(bar))
                 results[bag] = BagResult.from_dict(data)
             return results
-        return _run_pool(todo, config, parallel, threads, bar)
+        return _run_pool(todo, config, parallel, bar)
     finally:
         bar.close()
 
@@ -139,7 +138,7 @@ class _BarQueue:
         self.bar.update(round(seconds, 1))
 
 
-def _run_pool(todo, config, parallel: int, threads: int, bar) -> dict[Path, BagResult]:
+def _run_pool(todo, config, parallel: int, bar) -> dict[Path, BagResult]:
     context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
     manager = context.Manager()
     progress_queue = manager.Queue()
@@ -147,7 +146,7 @@ def _run_pool(todo, config, parallel: int, threads: int, bar) -> dict[Path, BagR
     pool = futures.ProcessPoolExecutor(max_workers=parallel, mp_context=context)
     try:
         jobs = {
-            pool.submit(_convert_one, bag, fp, config, final, threads, progress_queue): (bag, fp)
+            pool.submit(_convert_one, bag, fp, config, final, progress_queue): (bag, fp)
             for bag, fp, final, _ in todo
         }
         pending = set(jobs)

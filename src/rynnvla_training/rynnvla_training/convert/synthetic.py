@@ -64,7 +64,7 @@ class RecordingSpec:
     """What to record. Times in seconds; sizes (H, W)."""
 
     duration_s: float = 4.0
-    image_size: tuple[int, int] = (48, 64)
+    image_size: tuple[int, int] = (96, 128)  # x264 output is not repeatable below ~96 px
     camera_hz: float = 30.0
     state_hz: float = 200.0
     action_hz: float = 30.0
