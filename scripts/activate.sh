@@ -19,4 +19,6 @@ export ROS_LOCALHOST_ONLY="${ROS_LOCALHOST_ONLY:-1}"
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( ($$ % 100) + 1 ))}"
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 export PYTHONUNBUFFERED=1
+# Idle OpenMP threads sleep instead of spinning (spinning starves DDS/physics threads).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 unset _d _rynnvla_root
