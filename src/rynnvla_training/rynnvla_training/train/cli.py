@@ -96,7 +96,12 @@ def _train(config, context) -> int:
         output.mkdir(parents=True, exist_ok=True)
         (output / "train_config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     seed_everything(config.loop.seed)
-    parts = STAGES.get(config.stage).build(config, context)
+    try:
+        parts = STAGES.get(config.stage).build(config, context)
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        # Bad data paths, mismatched checkpoints, missing statistics: named in the message.
+        print(f"rynnvla-train {config.stage}: {error}", file=sys.stderr)
+        return 2
     try:
         result = Trainer(config, parts, context).fit()
     except NonFiniteLossError as error:

@@ -154,6 +154,10 @@ def _fully_shard(
         param_dtype=torch.bfloat16 if config.precision == "bf16" else torch.float32,
         reduce_dtype=torch.float32,
     )
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if not parameter.is_contiguous():  # e.g. channels-last conv weights
+                parameter.data = parameter.data.contiguous()
     for block in blocks:
         fully_shard(block, mesh=mesh, mp_policy=policy)
     fully_shard(model, mesh=mesh, mp_policy=policy)

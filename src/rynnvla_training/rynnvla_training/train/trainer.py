@@ -19,6 +19,7 @@ from rynnvla_training.train.loading import KeyedCollate, KeyedDataset, move_to_d
 from rynnvla_training.train.monitor import RunMonitor
 from rynnvla_training.train.optim import build_optimizer, build_scheduler
 from rynnvla_training.train.parts import TrainingParts
+from rynnvla_training.train.rng import seed_everything
 from rynnvla_training.train.train_state import (
     Progress,
     load_training_state,
@@ -61,6 +62,9 @@ class Trainer:
         )
         self.strategy = resolve_strategy(config.dist, context, parts.model)
         self.model = wrap_model(parts.model, self.strategy, context, config.dist)
+        # Weights were built from the same seed on every rank; from here on each rank draws
+        # its own dropout / sampling noise (a resume restores these streams exactly).
+        seed_everything(config.loop.seed + 1 + context.rank)
         self.optimizer = build_optimizer(self.model, config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, config.loop.max_steps)
         self.last_checkpoint: Path | None = None

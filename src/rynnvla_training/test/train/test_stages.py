@@ -195,3 +195,79 @@ def test_stage3_writes_previews_and_tensorboard(stage3):
     for term in ("loss", "ce_loss", "action_loss", "z_loss", "lr", "samples_per_s"):
         assert f"train/{term}" in scalars
     assert "preview/predicted_vs_true" in events.Tags()["images"]
+
+
+def test_stage3_starts_from_a_released_checkpoint_directory(tmp_path, converted_dataset, robot_vae):
+    """A RynnVLA-001-style HF directory (Chameleon keys, no VLA heads), with the text and
+    image tokenizers given separately as for the 7B release."""
+    from rynnvla_policy.core.checkpoint import Checkpoint
+    from rynnvla_policy.core.published import save_published_model
+    from rynnvla_policy.core.testing import make_tiny_checkpoint
+
+    tiny = make_tiny_checkpoint(tmp_path / "tiny", image_size=(48, 64))
+    released = save_published_model(
+        Checkpoint.from_pretrained(tiny).model, tmp_path / "released", include_heads=False
+    )
+    run = run_stage(
+        "stage3",
+        tmp_path / "run",
+        [
+            *FAST,
+            f"data.lerobot_roots=[{converted_dataset}]",
+            f"init={released}",
+            f"model.action_vae={robot_vae.final}",
+            f"model.text_tokenizer={tiny}/tokenizer.json",
+            f"model.image_tokenizer={tiny}/image_tokenizer",
+            "loop.max_steps=2",
+            "loop.micro_batch_size=2",
+        ],
+    )
+    description = run.parts.description
+    assert "init: published" in description
+    for head in ("state_projection.weight", "action_head.weight"):
+        assert head in description  # absent from the release: freshly initialised
+    assert np.isfinite(run.result.losses).all()
+
+
+def test_resume_of_a_real_stage_is_bit_exact(tmp_path, converted_dataset):
+    """vae stage (reparameterisation noise + dropout: the RNG matters), one DataLoader worker:
+    2 steps, stop, resume to 4 == 4 uninterrupted steps."""
+    import torch
+    from rynnvla_training.train import checkpoint_io
+    from rynnvla_training.train.rng import seed_everything
+    from rynnvla_training.train.stages import STAGES, resolve_config
+    from rynnvla_training.train.trainer import Trainer
+
+    from conftest import QUIET, SINGLE
+
+    def fit(out, stop=None):
+        config = resolve_config(
+            "vae",
+            "tiny",
+            (),
+            [
+                *QUIET,
+                f"output_dir={out}",
+                f"data.lerobot_roots=[{converted_dataset}]",
+                "loop.max_steps=4",
+                "loop.micro_batch_size=8",
+                "loop.num_workers=1",
+                "checkpoint.every_steps=0",
+            ],
+        )
+        seed_everything(config.loop.seed)
+        return Trainer(config, STAGES.get("vae").build(config, SINGLE), SINGLE).fit(stop)
+
+    straight = fit(tmp_path / "straight")
+    fit(tmp_path / "resumed", stop=2)
+    resumed = fit(tmp_path / "resumed")
+    assert resumed.losses == straight.losses[2:]
+
+    def weights(out):
+        latest = checkpoint_io.latest_checkpoint(out / "checkpoints")
+        return torch.load(latest / "state.pt", weights_only=True)
+
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
+    for name, value in a["model"].items():
+        assert torch.equal(value, b["model"][name]), name
+    assert a["scheduler"] == b["scheduler"]
