@@ -119,11 +119,12 @@ def _arm(context):
 
 
 def _gazebo(context):
-    gz_sim = PathJoinSubstitution([FindPackageShare("ros_gz_sim"), "launch", "gz_sim.launch.py"])
     gz_args = f"{_arg(context, 'gz_args')} {_arg(context, 'world')}"
     return [
         IncludeLaunchDescription(
-            PythonLaunchDescriptionSource(gz_sim),
+            PythonLaunchDescriptionSource(
+                PathJoinSubstitution([FindPackageShare("ros_gz_sim"), "launch", "gz_sim.launch.py"])
+            ),
             launch_arguments={"gz_args": gz_args, "on_exit_shutdown": "true"}.items(),
         ),
         Node(

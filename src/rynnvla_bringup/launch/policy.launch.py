@@ -40,6 +40,9 @@ ARGUMENTS = (
 )  # fmt: skip
 
 
+STOP_TIMEOUT_S = "20"
+
+
 def _arg(context, name: str) -> str:
     return LaunchConfiguration(name).perform(context)
 
@@ -58,6 +61,9 @@ def _policy_node(context):
             arguments=["--ros-args", "--log-level", args["log_level"]],
             output="screen",
             emulate_tty=True,
+            # On Ctrl-C the node lets an inference in progress finish, then commands a hold:
+            # give it that long (seconds on a CPU) before launch escalates to SIGTERM.
+            sigterm_timeout=STOP_TIMEOUT_S,
         )
     ]
 
