@@ -20,6 +20,7 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, ThisLaunchFileDir
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
 from rynnvla_bringup.params import controllers_path, parse_bool, policy_layers, read_yaml
 from rynnvla_bringup.robot_description import (
     HARDWARE_CHOICES,

@@ -12,6 +12,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
+
 from rynnvla_bringup.params import POLICY_NODE, policy_layers, policy_overrides_from_args
 
 ARGUMENTS = (

@@ -11,6 +11,7 @@ needs and nothing else is recorded. Stop with Ctrl-C; convert with
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
+
 from rynnvla_bringup.recording import STORAGE, converter_topics, record_command
 
 ARGUMENTS = (

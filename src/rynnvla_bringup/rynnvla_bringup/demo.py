@@ -151,10 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     args = build_parser().parse_args(argv)
     started = time.monotonic()
-    from rynnvla_training.evaluate.config import EvalConfigError
-
     from rynnvla_bringup.composed import ComposedSystemError
     from rynnvla_bringup.params import ParamsLayerError
+    from rynnvla_training.evaluate.config import EvalConfigError
 
     try:
         line = run(args)

@@ -34,6 +34,7 @@ from launch.launch_description_sources import (
 from launch_testing.asserts import assertExitCodes
 from launch_testing.io_handler import ActiveIoHandler
 from launch_testing.proc_info_handler import ActiveProcInfoHandler
+
 from rynnvla_bringup.params import package_share, policy_layers
 from rynnvla_bringup.recording import converter_topics, record_command
 
@@ -62,6 +63,7 @@ class Probe:
     def __init__(self, context):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
+
         from rynnvla_bringup.client import SystemClient
 
         self.client = SystemClient(context=context, name="launch_probe")

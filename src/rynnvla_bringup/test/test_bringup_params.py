@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
+
+from rynnvla_bringup import params
 from rynnvla_bringup.params import (
     ParamsLayerError,
     parse_bool,
@@ -16,8 +18,6 @@ from rynnvla_bringup.params import (
     robot_profiles,
     sim_layers,
 )
-
-from rynnvla_bringup import params
 
 PROFILES = ("sim_arm", "so100", "so101", "generic_6dof")
 SO100_LAYOUT = ("sim_arm", "so100", "so101")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rynnvla_bringup.params import ParamsLayerError
 from rynnvla_bringup.recording import converter_topics, default_mapping_path, record_command
 

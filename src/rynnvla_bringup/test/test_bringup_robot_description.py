@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+
 from rynnvla_bringup.params import controllers_path, policy_layers
 from rynnvla_bringup.robot_description import (
     CHAIN,
@@ -26,15 +27,15 @@ def parse(text: str) -> ET.Element:
 @pytest.fixture(scope="module")
 def mujoco_arm():
     """The compiled MuJoCo model of the simulated arm."""
-    from rynnvla_sim.env import ArmSimEnv
-
     from rynnvla_sim.config import SimConfig
+    from rynnvla_sim.env import ArmSimEnv
 
     return ArmSimEnv(SimConfig()).model
 
 
 def test_joint_origins_and_axes_are_the_mujoco_arms(mujoco_arm):
     import mujoco
+
     from rynnvla_sim.scenes.arm import JOINT_NAMES
 
     robot = parse(urdf(policy_layers("sim_arm").merged(), "mock"))

@@ -97,7 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from rynnvla_bringup.composed import ComposedSystemError
     from rynnvla_bringup.params import ParamsLayerError
-
     from rynnvla_training.evaluate.runner import RESULTS_FILE, evaluate
 
     try:
