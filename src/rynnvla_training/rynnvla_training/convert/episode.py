@@ -7,6 +7,7 @@ data: the bag's result carries the reason instead.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import traceback
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from rynnvla_policy.conversions import (
     ConversionError,
     image_to_rgb,
@@ -23,9 +25,9 @@ from rynnvla_policy.conversions import (
 )
 
 from .bag import BagError, BagSource, header_stamp_ns
+from .camera_sink import CameraSink
 from .config import ConvertConfig, StreamConfig
 from .resample import NS_PER_S, AsOfResampler, Frame, StreamSpec
-from .stats import ImageHistogram
 from .sync_report import stream_report
 from .video import VideoEncoder, VideoError
 
@@ -225,19 +227,20 @@ class _SegmentWriter:
         self.config = config
         self.task = task
         video = config.video
-        self.encoders = {
-            name: VideoEncoder(
-                directory / f"{name}.mp4",
-                config.fps,
-                codec=video.codec,
-                crf=video.crf,
-                preset=video.preset,
-                gop=video.gop,
-                threads=video.threads,
+        self.cameras = {
+            name: CameraSink(
+                VideoEncoder(
+                    directory / f"{name}.mp4",
+                    config.fps,
+                    codec=video.codec,
+                    crf=video.crf,
+                    preset=video.preset,
+                    gop=video.gop,
+                    threads=video.threads,
+                )
             )
             for name in config.cameras
         }
-        self.histograms = {name: ImageHistogram() for name in config.cameras}
         self.states: list[np.ndarray] = []
         self.actions: list[np.ndarray] = []
         self.times: list[int] = []
@@ -257,8 +260,7 @@ class _SegmentWriter:
 
     def _commit(self, frame: Frame, images: dict, *, state, action, fresh: bool) -> None:
         for name, rgb in images.items():
-            self.encoders[name].add(rgb)
-            self.histograms[name].update(rgb)
+            self.cameras[name].add(rgb)
         self.states.append(state)
         self.actions.append(action)
         self.times.append(frame.time_ns)
@@ -268,11 +270,18 @@ class _SegmentWriter:
                 self.ages.setdefault(stream, []).append(frame.time_ns - sample.stamp_ns)
 
     def close(self) -> None:
-        for encoder in self.encoders.values():
-            encoder.close()
+        errors = []
+        for camera in self.cameras.values():  # close all, even after one failed
+            try:
+                camera.close()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def discard(self) -> None:
-        self.close()
+        with contextlib.suppress(Exception):  # the segment is dropped anyway
+            self.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def finish(self, specs: dict[str, StreamSpec]) -> SegmentResult | str:
@@ -305,8 +314,8 @@ class _SegmentWriter:
             start_ns=self.times[0],
             match_rate=match_rate,
             sync=sync,
-            image_stats={name: h.to_dict() for name, h in self.histograms.items()},
-            image_sizes={name: list(e.size) for name, e in self.encoders.items()},
+            image_stats={name: c.histogram.to_dict() for name, c in self.cameras.items()},
+            image_sizes={name: list(c.size) for name, c in self.cameras.items()},
         )
 
 

@@ -13,14 +13,17 @@ Atomic and resumable:
 from __future__ import annotations
 
 import concurrent.futures as futures
+import contextlib
 import dataclasses
 import datetime
 import fcntl
+import importlib
 import json
 import multiprocessing
 import os
 import queue as queue_module
 import shutil
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +38,17 @@ from .episode import BagResult, convert_bag
 from .lerobot_writer import EpisodeInput, write_dataset
 
 RESULT_FILE = "result.json"
+STATISTICS_MODULE = "rynnvla_policy.core.actions"  # torch + model core: slow to import
+
+
+def _import_in_background(module: str) -> None:
+    """Starts importing ``module`` in a thread; a later import waits for it (import lock)."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # the real import reports any error
+            importlib.import_module(module)
+
+    threading.Thread(target=run, name=f"import {module}", daemon=True).start()
 
 
 class ConversionError(RuntimeError):
@@ -295,6 +309,7 @@ def run_conversion(
         raise ConversionError(
             f"output {output} exists and holds another conversion; pass --overwrite to replace it"
         )
+    _import_in_background(STATISTICS_MODULE)  # seconds of imports, overlapped with the work
     with _Staging(output, config) as staging:
         results, cached = _convert_missing(bags, staging, config, workers, progress)
         bag_results = [(bag, results[bag]) for bag, _ in bags]

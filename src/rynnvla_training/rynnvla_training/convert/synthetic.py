@@ -13,6 +13,7 @@ import functools
 from pathlib import Path
 
 import numpy as np
+
 from rynnvla_policy.conversions import ns_to_stamp, rgb_to_compressed_image, rgb_to_image
 
 from .config import DEFAULT_JOINTS
@@ -82,6 +83,7 @@ class RecordingSpec:
     state_clock_jump: tuple[float, float] | None = None  # (at_s, jump_s): stamps jump by jump_s
     typestore: str = "latest"
     seed: int = 0
+    noise: int = 0  # amplitude of per-pixel sensor noise (0: clean images)
 
 
 @dataclasses.dataclass
@@ -98,9 +100,9 @@ def _topic(camera: str, image_format: str) -> str:
 
 
 class _Scene:
-    """Camera images: a gradient, a moving square, the frame code."""
+    """Camera images: a gradient, a moving square, sensor noise, the frame code."""
 
-    def __init__(self, size: tuple[int, int], seed: int):
+    def __init__(self, size: tuple[int, int], seed: int, noise: int = 0):
         height, width = size
         yy, xx = np.mgrid[0:height, 0:width]
         self.background = np.stack(
@@ -108,6 +110,13 @@ class _Scene:
         ).astype(np.uint8)
         self.size = size
         self.shade = 40 + (seed * 37) % 160
+        rng = np.random.default_rng(seed)
+        # a small bank of noise frames, cycled: realistic for the encoder, cheap to render
+        self.noise = (
+            [rng.integers(0, noise + 1, (height, width, 1), dtype=np.uint8) for _ in range(7)]
+            if noise
+            else []
+        )
 
     def render(self, number: int, t_s: float) -> np.ndarray:
         height, width = self.size
@@ -116,6 +125,9 @@ class _Scene:
         cx = int((width - side) * (0.5 + 0.4 * np.sin(t_s)))
         cy = int((height - side) * (0.5 + 0.4 * np.cos(0.7 * t_s)))
         image[cy : cy + side, cx : cx + side] = (self.shade, 200, 60)
+        if self.noise:
+            np.minimum(image, 255 - self.noise[number % len(self.noise)], out=image)
+            image += self.noise[number % len(self.noise)]
         write_frame_code(image, number)
         return image
 
@@ -150,7 +162,7 @@ def write_recording(path: Path, spec: RecordingSpec = RecordingSpec()) -> Record
         truth.setdefault(stream, []).append((stamp, received, value))
 
     for index, camera in enumerate(spec.cameras):
-        scene = _Scene(spec.image_size, spec.seed + index)
+        scene = _Scene(spec.image_size, spec.seed + index, spec.noise)
         for number, t in enumerate(_times(rng, spec.camera_hz, spec.duration_s, spec.jitter_s)):
             if rng.random() < spec.drop_rate or _in(spec.camera_gap_s, t):
                 continue

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
 from rynnvla_training.convert.synthetic import (
     START_NS,
     Recording,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
+
 from rynnvla_policy.conversions import ns_to_stamp
 from rynnvla_training.convert.bag import BagError, BagSource, find_bags, header_stamp_ns
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from rynnvla_training.convert.config import ConfigError, ConvertConfig
 
 DEFAULT_YAML = Path(__file__).resolve().parents[2] / "config" / "convert_default.yaml"

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from convert_truth import rewrite_bag
+
 from rynnvla_training.convert import ConversionError, ConvertConfig, run_conversion
 from rynnvla_training.convert import pipeline as pipeline_module
 from rynnvla_training.convert.synthetic import RecordingSpec, write_recording

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from convert_truth import check_episode
+
 from rynnvla_training.convert import ConversionError, ConvertConfig, run_conversion
 from rynnvla_training.convert.cli import main as convert_main
 from rynnvla_training.convert.synthetic import (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from rynnvla_training.convert.resample import NS_PER_S, AsOfResampler, StreamSpec
 
 MS = 1_000_000

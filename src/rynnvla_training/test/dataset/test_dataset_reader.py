@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from rynnvla_training.convert import ConvertConfig, run_conversion
 from rynnvla_training.convert.synthetic import RecordingSpec, read_frame_code, write_recording
 from rynnvla_training.dataset import DatasetError, LeRobotV3Dataset
