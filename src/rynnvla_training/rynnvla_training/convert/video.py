@@ -138,7 +138,7 @@ def probe(path: Path) -> VideoInfo:
             return VideoInfo(
                 height=stream.height,
                 width=stream.width,
-                codec=stream.codec_context.name if stream.codec_context else "",
+                codec=stream.codec_context.codec.canonical_name,  # "h264", "av1"
                 pix_fmt=stream.pix_fmt or "",
                 fps=int(stream.base_rate or stream.average_rate or 0),
                 frames=frames,
@@ -167,7 +167,7 @@ def concatenate(parts: Sequence[Path], output: Path, fps: int) -> list[int]:
                 stream = container.streams.video[0]
                 facts = (stream.codec_context.name, stream.width, stream.height, stream.pix_fmt)
                 if out_stream is None:
-                    out_stream = out.add_stream_from_template(stream)
+                    out_stream = out.add_stream_from_template(stream, opaque=True)  # remux only
                     out_stream.time_base = Fraction(1, fps)
                     reference = facts
                 elif facts != reference:

@@ -172,3 +172,36 @@ def test_cli_converts_and_reports(tmp_path, capsys):
     assert "wrote" in printed and "'wave'" in printed
     assert convert_main([str(tmp_path / "bags"), "-o", str(out), "--quiet", "--fps", "0"]) == 2
     assert convert_main([str(tmp_path / "nothing"), "-o", str(out), "--quiet"]) == 2
+
+
+def test_image_size_mismatch_between_bags_is_skipped_or_resized(tmp_path):
+    write_recording(tmp_path / "bags" / "a", RecordingSpec(duration_s=1.5))
+    write_recording(tmp_path / "bags" / "b", RecordingSpec(duration_s=1.5, image_size=(120, 160)))
+    result = run_conversion([tmp_path / "bags"], tmp_path / "out", ConvertConfig(), progress=False)
+    assert result.episodes == 1
+    reason = result.report["skipped_segments"][0]["reason"]
+    assert "(120, 160)" in reason and "(96, 128)" in reason and "resize" in reason
+    resize = {name: {"resize": [96, 128]} for name in ("front", "wrist")}
+    cameras = {
+        name: {**resize[name], "topic": f"/camera/{name}/image_raw"} for name in ("front", "wrist")
+    }
+    resized = run_conversion(
+        [tmp_path / "bags"],
+        tmp_path / "resized",
+        ConvertConfig.from_dict({"cameras": cameras}),
+        progress=False,
+    )
+    assert resized.episodes == 2
+    assert LeRobotV3Dataset(resized.output).episode_frames(1, "front").shape[1:] == (96, 128, 3)
+
+
+def test_humble_typestore_mcap_and_av1(tmp_path):
+    recording = write_recording(
+        tmp_path / "bags" / "humble",
+        RecordingSpec(duration_s=1.5, storage="mcap", typestore="ros2_humble"),
+    )
+    config = ConvertConfig.from_dict({"typestore": "ros2_humble", "video": {"codec": "av1"}})
+    result = run_conversion([tmp_path / "bags"], tmp_path / "out", config, progress=False)
+    dataset = LeRobotV3Dataset(result.output)
+    assert dataset.info["features"]["observation.images.front"]["info"]["video.codec"] == "av1"
+    check_episode(dataset, 0, recording, result.report["episodes"][0])
