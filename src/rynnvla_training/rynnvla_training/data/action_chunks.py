@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from torch.utils.data import Dataset
+
 from rynnvla_policy.core.actions import (
     ActionNormalizer,
     RelativeActionTransform,
     build_relative_chunks,
 )
 from rynnvla_training.data.sampling import SampleKey
-from torch.utils.data import Dataset
 
 
 class ActionChunkDataset(Dataset):

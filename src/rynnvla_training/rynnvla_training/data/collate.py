@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from rynnvla_training.data.sampling import SampleKey
 from torch.utils.data import Dataset
+
+from rynnvla_training.data.sampling import SampleKey
 
 
 def stack_collate(samples: list[dict[str, Any]]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from rynnvla_policy.core.config import ImageTokenizerConfig
 from rynnvla_policy.core.image_tokenizer import preprocess_image
 from rynnvla_training.data.episodes import EpisodeSource

@@ -15,6 +15,7 @@ from typing import Any
 
 import av
 import numpy as np
+
 from rynnvla_policy.core.actions import compute_statistics
 from rynnvla_training.data.action_chunks import trajectory_as_episode
 

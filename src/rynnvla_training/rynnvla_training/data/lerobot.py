@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+
 from rynnvla_policy.core.actions import ActionStatistics, compute_statistics
 from rynnvla_training.dataset import LeRobotV3Dataset
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from torch.utils.data import Dataset
+
 from rynnvla_policy.core.actions import (
     ActionNormalizer,
     RelativeActionTransform,
@@ -20,7 +22,6 @@ from rynnvla_training.data.augment import ColorJitterConfig, JitterDraw
 from rynnvla_training.data.episodes import EpisodeSource, episode_windows
 from rynnvla_training.data.frame_store import FrameStore, uint8_to_pixels
 from rynnvla_training.data.sampling import SampleKey
-from torch.utils.data import Dataset
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import yaml
+
 from rynnvla_training.train.config_tree import ConfigError, to_dict
 from rynnvla_training.train.distributed import init_distributed, shutdown_distributed
 from rynnvla_training.train.guards import NonFiniteLossError

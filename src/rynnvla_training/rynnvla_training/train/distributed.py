@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from rynnvla_training.train.config import DistConfig
 from torch import nn
+
+from rynnvla_training.train.config import DistConfig
 
 
 @dataclass(frozen=True)

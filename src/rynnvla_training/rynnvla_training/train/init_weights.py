@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
 from rynnvla_policy.core.checkpoint import (
     ACTION_VAE_DIR,
     IMAGE_TOKENIZER_DIR,

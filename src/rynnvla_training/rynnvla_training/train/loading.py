@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from rynnvla_training.data.sampling import SampleKey
 from torch.utils.data import Dataset
+
+from rynnvla_training.data.sampling import SampleKey
 
 
 class KeyedDataset(Dataset):

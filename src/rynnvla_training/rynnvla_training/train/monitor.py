@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rynnvla_training.train.config import LogConfig
 from tqdm.auto import tqdm
+
+from rynnvla_training.train.config import LogConfig
 
 
 class Throughput:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 import torch
-from rynnvla_training.train.config import OptimConfig
 from torch import nn
+
+from rynnvla_training.train.config import OptimConfig
 
 
 def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.AdamW:

@@ -20,15 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rynnvla_training.train import checkpoint_io
-from rynnvla_training.train.distributed import DistContext
-from rynnvla_training.train.rng import capture_rng_state, restore_rng_state
 from torch import nn
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_state_dict,
     set_state_dict,
 )
+
+from rynnvla_training.train import checkpoint_io
+from rynnvla_training.train.distributed import DistContext
+from rynnvla_training.train.rng import capture_rng_state, restore_rng_state
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+from torch.utils.data import DataLoader
+
 from rynnvla_training.data.sampling import StreamLayout, StreamSampler
 from rynnvla_training.train import checkpoint_io
 from rynnvla_training.train.config import TrainConfig
@@ -25,8 +28,6 @@ from rynnvla_training.train.train_state import (
     load_training_state,
     save_training_state,
 )
-from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-from torch.utils.data import DataLoader
 
 
 @dataclass

@@ -1,24 +1,12 @@
-"""Fixtures for the stage tests: a LeRobot v3 dataset made by the real converter from synthetic
-rosbag2 recordings, human-hand clips made by the simulator, and a helper that runs a stage
-in-process and measures its loss on a fixed batch before and after training."""
+"""Fixtures of the trainer tests: a LeRobot v3 dataset made by the real converter from
+synthetic rosbag2 recordings, and human-hand clips made by the simulator."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
-from rynnvla_training.data.sampling import SampleKey
-from rynnvla_training.train.distributed import DistContext
-from rynnvla_training.train.parts import TrainingParts
-from rynnvla_training.train.rng import seed_everything
-from rynnvla_training.train.stages import STAGES, resolve_config
-from rynnvla_training.train.trainer import Trainer, TrainResult
-
-SINGLE = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
-# Quiet, fast defaults for every test run (no tqdm, no TensorBoard, no DataLoader workers).
-QUIET = ["log.progress_bar=false", "log.tensorboard=false", "loop.num_workers=0"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,38 +48,3 @@ def human_manifest(tmp_path_factory) -> Path:
     )
     generate(args, progress=False)
     return out / "manifest.jsonl"
-
-
-@dataclass
-class StageRun:
-    parts: TrainingParts
-    result: TrainResult
-    loss_before: float
-    loss_after: float
-    config: object
-
-    @property
-    def final(self) -> Path:
-        """The stage's exported product (`<output_dir>/final`)."""
-        return Path(self.result.export)
-
-
-def fixed_batch_loss(parts: TrainingParts, size: int = 4) -> float:
-    """Loss of the model in eval mode on the dataset's first `size` samples (fixed seeds)."""
-    samples = [parts.dataset[SampleKey(i % len(parts.dataset), i, 1000 + i)] for i in range(size)]
-    model = parts.model
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        loss, _ = model(parts.collate(samples))
-    model.train(was_training)
-    return float(loss)
-
-
-def run_stage(stage: str, output_dir: Path, assignments: list[str]) -> StageRun:
-    config = resolve_config(stage, "tiny", (), [*QUIET, f"output_dir={output_dir}", *assignments])
-    seed_everything(config.loop.seed)
-    parts = STAGES.get(stage).build(config, SINGLE)
-    before = fixed_batch_loss(parts)
-    result = Trainer(config, parts, SINGLE).fit()
-    return StageRun(parts, result, before, fixed_batch_loss(parts), config)

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from toy_task import toy_config, toy_parts
+
 from rynnvla_training.train import checkpoint_io
 from rynnvla_training.train.distributed import DistContext
 from rynnvla_training.train.trainer import Trainer
-from toy_task import toy_config, toy_parts
 
 HERE = Path(__file__).parent
 SINGLE = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rynnvla_training.train.config import OptimConfig, TrainConfig
 from rynnvla_training.train.config_tree import (
     ConfigError,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+
 from rynnvla_training.train import checkpoint_io
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -139,30 +140,12 @@ def test_shipped_config_files_resolve():
         assert config.stage == stage
 
 
-def test_print_config_and_clear_errors(tmp_path):
-    base = [sys.executable, "-m", "rynnvla_training.train.cli"]
-    shown = subprocess.run(
-        [*base, "stage3", "--print-config", "--set", "optim.lr=1e-4"],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert shown.returncode == 0, shown.stderr
-    assert yaml.safe_load(shown.stdout)["optim"]["lr"] == 1e-4
-    bad = subprocess.run(
-        [*base, "stage3", "--set", "optim.lrr=1"],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert bad.returncode == 2 and "did you mean 'lr'" in bad.stderr
-    missing = subprocess.run(
-        [*base, "vae", "--output-dir", str(tmp_path), *QUIET],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert missing.returncode != 0 and "data.lerobot_roots is empty" in missing.stderr
+def test_print_config_and_clear_errors(tmp_path, capsys):
+    from rynnvla_training.train.cli import main
+
+    assert main(["stage3", "--print-config", "--set", "optim.lr=1e-4"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["optim"]["lr"] == 1e-4
+    assert main(["stage3", "--set", "optim.lrr=1"]) == 2
+    assert "did you mean 'lr'" in capsys.readouterr().err
+    assert main(["vae", "--output-dir", str(tmp_path), *QUIET]) == 2
+    assert "data.lerobot_roots is empty" in capsys.readouterr().err

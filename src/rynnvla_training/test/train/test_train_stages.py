@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 import pytest
-from rynnvla_training.dataset import LeRobotV3Dataset
+from stage_runs import run_stage
 
-from conftest import run_stage
+from rynnvla_training.dataset import LeRobotV3Dataset
 
 FAST = ["optim.warmup_steps=0", "optim.schedule=constant", "checkpoint.every_steps=0"]
 
@@ -233,12 +233,12 @@ def test_resume_of_a_real_stage_is_bit_exact(tmp_path, converted_dataset):
     """vae stage (reparameterisation noise + dropout: the RNG matters), one DataLoader worker:
     2 steps, stop, resume to 4 == 4 uninterrupted steps."""
     import torch
+    from stage_runs import QUIET, SINGLE
+
     from rynnvla_training.train import checkpoint_io
     from rynnvla_training.train.rng import seed_everything
     from rynnvla_training.train.stages import STAGES, resolve_config
     from rynnvla_training.train.trainer import Trainer
-
-    from conftest import QUIET, SINGLE
 
     def fit(out, stop=None):
         config = resolve_config(

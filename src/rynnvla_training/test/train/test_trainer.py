@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from toy_task import toy_config, toy_parts
+
 from rynnvla_training.train import checkpoint_io
 from rynnvla_training.train.distributed import DistContext
 from rynnvla_training.train.guards import NonFiniteLossError
 from rynnvla_training.train.trainer import Trainer
-from toy_task import toy_config, toy_parts
 
 SINGLE = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+from torch.utils.data import Dataset, default_collate
+
 from rynnvla_training.data.sampling import SampleKey
 from rynnvla_training.train.config import (
     CheckpointConfig,
@@ -20,8 +23,6 @@ from rynnvla_training.train.config import (
 )
 from rynnvla_training.train.config_tree import apply_overrides
 from rynnvla_training.train.parts import TrainingParts
-from torch import nn
-from torch.utils.data import Dataset, default_collate
 
 
 class ToyRegression(nn.Module):
@@ -86,9 +87,10 @@ def toy_parts(dropout: float = 0.0, nan_index: int = -1, seed: int = 7) -> Train
 
 
 def _main(output_dir: str, overrides_json: str) -> None:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
     from rynnvla_training.train.distributed import init_distributed, shutdown_distributed
     from rynnvla_training.train.trainer import Trainer
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     overrides = json.loads(overrides_json)
     stop_at_step = overrides.pop("stop_at_step", None)

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
 from rynnvla_policy.core.action_vae import ActionVAE
 from rynnvla_policy.core.image_tokenizer import ImageTokenizer
 from rynnvla_policy.core.modeling import IGNORE_INDEX, RynnVLAModel
@@ -29,7 +31,6 @@ from rynnvla_policy.core.sequence import (
 )
 from rynnvla_training.train.models.vq_decoder import VQDecoder
 from rynnvla_training.train.preview import compose_preview, palette_image
-from torch import nn
 
 
 class VLATrainingModule(nn.Module):

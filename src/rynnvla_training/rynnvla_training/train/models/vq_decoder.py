@@ -19,8 +19,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from rynnvla_policy.core.config import ImageTokenizerConfig
-from rynnvla_policy.core.image_tokenizer import vq_config_from
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers.models.chameleon.modeling_chameleon import (
@@ -29,6 +27,9 @@ from transformers.models.chameleon.modeling_chameleon import (
 from transformers.models.chameleon.modeling_chameleon import (
     ChameleonVQVAEEncoderResnetBlock as ResnetBlock,
 )
+
+from rynnvla_policy.core.config import ImageTokenizerConfig
+from rynnvla_policy.core.image_tokenizer import vq_config_from
 
 DECODER_WEIGHTS = "decoder.safetensors"
 

@@ -17,11 +17,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from rynnvla_policy.core.checkpoint import load_image_tokenizer, save_image_tokenizer
 from rynnvla_policy.core.config import ImageTokenizerConfig
 from rynnvla_policy.core.image_tokenizer import ImageTokenizer
 from rynnvla_training.train.models.vq_decoder import VQDecoder
-from torch import nn
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from rynnvla_training.train.config import TrainConfig
 from rynnvla_training.train.config_tree import (
     ConfigError,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from rynnvla_policy.core.actions import ActionStatistics, compute_statistics
 from rynnvla_training.data.lerobot import LeRobotEpisodes
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from rynnvla_policy.core.checkpoint import IMAGE_TOKENIZER_DIR, Checkpoint
 from rynnvla_policy.core.config import ProcessorConfig
 from rynnvla_policy.core.processor import RynnVLAProcessor

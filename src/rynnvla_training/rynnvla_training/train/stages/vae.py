@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
 from rynnvla_policy.core.action_vae import ActionVAE, get_action_vae_preset
 from rynnvla_policy.core.actions import ActionNormalizer, ActionStatistics, RelativeActionTransform
 from rynnvla_training.data.action_chunks import ActionChunkDataset
@@ -31,7 +33,6 @@ from rynnvla_training.train.stages.common import (
     strip_prefix,
     write_json,
 )
-from torch import nn
 
 SPEC_FILE = "action_spec.json"
 STATISTICS_FILE = "statistics.json"

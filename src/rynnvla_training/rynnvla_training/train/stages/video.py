@@ -138,6 +138,7 @@ def _human_statistics(path: Path, vae, keypoints: str, state_dim: int) -> Action
 
 def _sampler(clips: HumanClips, store: FrameStore):
     import numpy as np
+
     from rynnvla_training.data.frame_store import uint8_to_pixels
 
     def sample(count: int):

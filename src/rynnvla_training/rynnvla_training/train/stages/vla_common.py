@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from rynnvla_policy.core.action_vae import ActionVAE
 from rynnvla_policy.core.checkpoint import (
     IMAGE_TOKENIZER_DIR,

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
+
 from rynnvla_policy.core.presets import get_preset
 from rynnvla_training.data.collate import stack_collate
 from rynnvla_training.data.frame_store import FrameStore, uint8_to_pixels
@@ -27,7 +29,6 @@ from rynnvla_training.train.preview import compose_preview
 from rynnvla_training.train.stages.base import Stage, register_preset, register_stage
 from rynnvla_training.train.stages.common import open_robot_datasets
 from rynnvla_training.train.stages.stage3 import frame_cache_dir
-from torch.utils.data import Dataset
 
 
 @dataclass(frozen=True)
