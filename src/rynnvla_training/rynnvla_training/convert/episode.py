@@ -322,8 +322,9 @@ class _SegmentWriter:
 class _Segmenter:
     """Decides where segments start and end: freshness, gaps, instruction changes."""
 
-    def __init__(self, work_dir, config, decoder, specs, result: BagResult):
+    def __init__(self, work_dir, config, decoder, specs, result: BagResult, origin_ns: int):
         self.work_dir = work_dir
+        self.origin_ns = origin_ns  # bag start: report times are seconds since then
         self.config = config
         self.decoder = decoder
         self.specs = {spec.name: spec for spec in specs}
@@ -374,7 +375,8 @@ class _Segmenter:
         if frame.time_ns - self.pending[0].time_ns > self._max_gap_ns:
             start = self.pending[0].time_ns
             self.pending.clear()
-            self._close(start, cut=f"stale for more than timing.max_gap_s at {start / 1e9:.3f}")
+            at = (start - self.origin_ns) / NS_PER_S
+            self._close(start, cut=f"stale for more than timing.max_gap_s from {at:.3f} s")
             if self.config.timing.gap_policy == "truncate":
                 self.stopped = True
 
@@ -395,13 +397,14 @@ class _Segmenter:
         if writer is None:
             return
         outcome = writer.finish(self.specs)
+        at_s = round((end_ns - self.origin_ns) / NS_PER_S, 3)  # seconds since the bag start
         if isinstance(outcome, SegmentResult):
             self.result.segments.append(outcome)
             if cut:
-                self.result.dropped.append({"at_s": end_ns / 1e9, "reason": f"episode cut: {cut}"})
+                self.result.dropped.append({"at_s": at_s, "reason": f"episode cut: {cut}"})
         else:
             writer.discard()
-            self.result.dropped.append({"at_s": end_ns / 1e9, "reason": outcome})
+            self.result.dropped.append({"at_s": at_s, "reason": f"episode dropped: {outcome}"})
 
     def finish(self) -> None:
         self._close(self.last_ns)  # trailing stale frames (pending) are trimmed
@@ -447,7 +450,7 @@ def convert_bag(
                 max_wait_ns=round(timing.max_gap_s * NS_PER_S),
             )
             decoder = _Decoder(source, routes, config)
-            segmenter = _Segmenter(work_dir, config, decoder, specs, result)
+            segmenter = _Segmenter(work_dir, config, decoder, specs, result, source.start_time_ns)
             _run(source, routes, resampler, segmenter, progress)
             if resampler.start_ns is None:
                 missing = resampler.missing_streams()
