@@ -27,8 +27,9 @@ ARGUMENTS = (
      "pen_to_holder (/sim/reset_episode starts others)."),
     ("seed", "0", "Object layout seed of the first episode (>= 0)."),
     ("distractors", "false", "Put distractor objects on the table."),
-    ("real_time_factor", "1.0", "Simulated seconds per wall-clock second (1 = real time; the sim "
-     "then publishes /clock and the policy node uses it)."),
+    ("real_time_factor", "1.0", "Simulated seconds per wall-clock second (1 = real time)."),
+    ("use_sim_time", "true", "The sim publishes /clock and the policy node runs on it (robust "
+     "when the sim falls behind on a busy machine); forced true when real_time_factor != 1."),
     ("instruction", "auto", "Initial instruction of the policy; auto = the first task's "
      "instruction, empty = wait for /rynnvla_policy/set_instruction."),
     ("device", "", "Torch device for inference (cpu, cuda); empty = the node default (cpu)."),
@@ -48,11 +49,13 @@ def _arg(context, name: str) -> str:
 def _nodes(context):
     args = {name: _arg(context, name) for name, _, _ in ARGUMENTS}
     rtf = parse_float(args["real_time_factor"], "real_time_factor")
+    sim_time = parse_bool(args["use_sim_time"], "use_sim_time") or rtf != 1.0
     sim_overrides = {
         "task_id": args["task"],
         "seed": int(args["seed"]),
         "distractors": parse_bool(args["distractors"], "distractors"),
         "real_time_factor": rtf,
+        "publish_clock": sim_time,
     }
     extra = [args["sim_params_file"]] if args["sim_params_file"] else []
     sim = Node(
@@ -81,8 +84,7 @@ def _nodes(context):
             "auto_activate": args["auto_activate"],
             "instruction": instruction,
             "params_file": args["params_file"],
-            # The sim publishes /clock whenever it does not run in real time.
-            "use_sim_time": "true" if rtf != 1.0 else "false",
+            "use_sim_time": "true" if sim_time else "false",
             "log_level": args["log_level"],
         }.items(),
     )

@@ -3,7 +3,7 @@
 
     rynnvla-run --checkpoint path/to/ckpt                       # simulated arm + policy
     rynnvla-run --checkpoint ckpt --robot so100 --no-sim        # policy only, hardware profile
-    rynnvla-run --checkpoint ckpt -p execution_horizon:=8 --sim-param real_time_factor:=0.5
+    rynnvla-run --checkpoint ckpt -p execution_horizon:=8 --sim-param camera_rate_hz:=15
 
 Parameters come from the same YAML files as the launch files, layered by
 `rynnvla_bringup.params` (node defaults, robot profile, then overrides) and handed to rclpy as
@@ -22,9 +22,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +64,7 @@ class ComposedConfig:
     sim_overrides: Mapping[str, Any] = field(default_factory=dict)
     policy_params_files: Sequence[str | Path] = ()
     sim_params_files: Sequence[str | Path] = ()
-    # Simulated seconds per wall second. != 1: the sim publishes /clock and the policy uses it.
+    # Simulated seconds per wall second (the sim publishes /clock, the policy node follows it).
     real_time_factor: float = 1.0
     # Configure + activate the policy node during start() (errors raise there).
     activate: bool = True
@@ -77,6 +77,11 @@ class ComposedConfig:
             raise ComposedSystemError(
                 f"real_time_factor={self.real_time_factor!r}: must be >= 0 (0 = as fast as possible)"
             )
+        if "real_time_factor" in self.sim_overrides:
+            raise ComposedSystemError(
+                "sim_overrides['real_time_factor']: set ComposedConfig.real_time_factor instead "
+                "(the policy node's use_sim_time follows it)"
+            )
         if self.threads < 2:
             raise ComposedSystemError(f"threads={self.threads}: need at least 2")
 
@@ -84,13 +89,20 @@ class ComposedConfig:
         overrides: dict[str, Any] = {}
         if self.checkpoint is not None:
             overrides["checkpoint_path"] = str(Path(self.checkpoint).resolve())
-        if self.with_sim and self.real_time_factor != 1.0:
+        if self.with_sim:
+            # The policy runs on the sim's clock (/clock), whatever the real-time factor: if the
+            # sim falls behind the wall clock on a busy machine, its stamps stay "fresh" for the
+            # policy instead of turning every input stale.
             overrides["use_sim_time"] = True
         overrides.update(self.policy_overrides)
         return policy_layers(self.robot, overrides, extra_files=self.policy_params_files)
 
     def sim_layers(self) -> ParamLayers:
-        overrides = {"real_time_factor": float(self.real_time_factor), **self.sim_overrides}
+        overrides = {
+            "real_time_factor": float(self.real_time_factor),
+            "publish_clock": True,  # the policy node uses it (see policy_layers)
+            **self.sim_overrides,
+        }
         return sim_layers(overrides, extra_files=self.sim_params_files)
 
 
@@ -283,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> ComposedConfig:
     policy = dict(parse_override(text) for text in args.param)
     sim = dict(parse_override(text) for text in args.sim_param)
+    rtf = sim.pop("real_time_factor", args.real_time_factor)
     if args.task:
         sim["task_id"] = args.task
     if args.seed is not None:
@@ -302,12 +315,19 @@ def config_from_args(args: argparse.Namespace) -> ComposedConfig:
         sim_overrides=sim,
         policy_params_files=tuple(args.params_file),
         sim_params_files=tuple(args.sim_params_file),
-        real_time_factor=args.real_time_factor,
+        real_time_factor=float(rtf),
     )
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (docker stop, systemd) stops like Ctrl-C: the policy holds, then all stops
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         config = config_from_args(args)
         system = ComposedSystem(config)
@@ -321,9 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     try:
-        deadline = time.monotonic() + args.duration if args.duration > 0 else None
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.2)
+        finished = threading.Event()  # never set: wait for the duration or Ctrl-C
+        finished.wait(args.duration if args.duration > 0 else None)
     except KeyboardInterrupt:
         pass
     finally:

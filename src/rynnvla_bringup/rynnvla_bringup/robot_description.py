@@ -246,3 +246,34 @@ def _add_ros2_control(
         position = ET.SubElement(element, "state_interface", name="position")
         ET.SubElement(position, "param", name="initial_value").text = f"{start:g}"
         ET.SubElement(element, "state_interface", name="velocity")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m rynnvla_bringup.robot_description --robot so100 --hardware mock > arm.urdf`."""
+    import argparse
+
+    from rynnvla_bringup.params import controllers_path, policy_layers
+
+    parser = argparse.ArgumentParser(description="Print the arm's URDF for a robot profile.")
+    parser.add_argument("--robot", default="sim_arm", help="robot profile name or YAML path")
+    parser.add_argument("--hardware", default="mock", choices=HARDWARE_CHOICES)
+    parser.add_argument("--hardware-plugin", default="", help="driver plugin (hardware real)")
+    parser.add_argument("--hardware-params", default="", help="key=value;key=value (real)")
+    args = parser.parse_args(argv)
+    print(
+        urdf(
+            policy_layers(args.robot).merged(),
+            args.hardware,
+            driver_plugin=args.hardware_plugin,
+            hardware_params=parse_hardware_params(args.hardware_params),
+            controllers_file=controllers_path(),
+        ),
+        end="",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

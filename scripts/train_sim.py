@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""`make train-sim`: the simulated arm's policy from scratch, with the project's own CLIs.
+
+    rynnvla-sim-collect (all tasks)  scripted-expert demonstrations, rosbag2 MCAP
+ -> rynnvla-convert                  LeRobot v3 dataset + statistics
+ -> rynnvla-train vqgan              image tokenizer (tiny preset) on the robot frames
+ -> rynnvla-train vae                ActionVAE on the action chunks
+ -> rynnvla-train stage3             the VLA (tiny preset), a PolicyRunner checkpoint
+ -> rynnvla-eval                     closed loop through the sim node + policy node
+
+Each step is a subprocess of the real CLI. Training uses the shipped configs
+(rynnvla_training/config/train_<stage>_tiny.yaml) plus a per-run YAML written to
+<out>/configs/ with this run's paths (and step counts given with --steps). Output goes to
+runs/train_sim-<time>/ (or --out); `--resume` skips the steps whose result is already there.
+`--ship` copies the trained checkpoint to src/rynnvla_bringup/checkpoints/sim_policy (the one
+`make demo` runs) when block_to_plate reaches --ship-min-success.
+
+The LAST line printed is one JSON object: {"success": {task: rate}, "minutes": ..,
+"samples_per_s": .. (stage 3), "stages": {...}, ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIP_DIR = ROOT / "src" / "rynnvla_bringup" / "checkpoints" / "sim_policy"
+SHIP_LIMIT_MB = 30.0
+TRAIN_STAGES = ("vqgan", "vae", "stage3")
+EVAL_EPISODES = "block_to_plate=50,strawberry_to_bowl=5,pen_to_holder=5"
+QUICK = {  # --quick: a wiring check in a few minutes, not a usable policy
+    "demos": 2,
+    "steps": {"vqgan": 4, "vae": 10, "stage3": 4},
+    "eval_episodes": "block_to_plate=1,strawberry_to_bowl=1,pen_to_holder=1",
+    "eval_timeout": 4.0,
+}
+
+
+class PipelineError(RuntimeError):
+    """A step failed; the message names it, its exit code and its log file."""
+
+
+@dataclass
+class Pipeline:
+    out: Path
+    demos: int
+    steps: dict[str, int]
+    eval_episodes: str
+    eval_timeout: float
+    workers: int
+    resume: bool
+    summaries: dict[str, dict] = field(default_factory=dict)
+    minutes: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def demos_dir(self) -> Path:
+        return self.out / "demos"
+
+    @property
+    def dataset(self) -> Path:
+        return self.out / "dataset"
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.out / stage
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.stage_dir("stage3") / "final"
+
+    # ------------------------------------------------------------------ running steps
+    def run(self, name: str, cmd: list[str]) -> dict:
+        """Run one step (streamed to the console and <out>/logs/<name>.log); its JSON line."""
+        done = self.out / "logs" / f"{name}.done.json"
+        if self.resume and done.is_file():
+            print(f"[train-sim] {name}: done in an earlier run, skipped", flush=True)
+            summary = json.loads(done.read_text())
+            self.summaries[name] = summary
+            return summary
+        log = self.out / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        print(f"[train-sim] {name}: {' '.join(cmd)}", flush=True)
+        started = time.monotonic()
+        summary: dict = {}
+        with log.open("w") as sink:
+            process = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            )
+            for line in process.stdout:
+                sys.stdout.write(line)
+                sink.write(line)
+                if line.startswith("{") and line.rstrip().endswith("}"):
+                    with contextlib.suppress(json.JSONDecodeError):
+                        summary = json.loads(line)
+            code = process.wait()
+        self.minutes[name] = round((time.monotonic() - started) / 60, 2)
+        if code != 0:
+            raise PipelineError(f"{name} failed with exit code {code}; log: {log}")
+        summary["minutes"] = self.minutes[name]
+        self.summaries[name] = summary
+        done.write_text(json.dumps(summary) + "\n")
+        return summary
+
+    # ------------------------------------------------------------------ the steps
+    def collect(self) -> None:
+        self.run(
+            "collect",
+            [
+                *("rynnvla-sim-collect", "--task", "all", "--episodes", str(self.demos)),
+                *(
+                    "--out",
+                    str(self.demos_dir),
+                    "--storage",
+                    "mcap",
+                    "--workers",
+                    str(self.workers),
+                ),
+            ],
+        )
+
+    def convert(self) -> None:
+        self.run(
+            "convert",
+            [
+                *("rynnvla-convert", str(self.demos_dir), "--output", str(self.dataset)),
+                *("--workers", str(self.workers), "--overwrite"),
+            ],
+        )
+
+    def train(self, stage: str) -> None:
+        run_config = self.out / "configs" / f"{stage}.yaml"
+        run_config.parent.mkdir(parents=True, exist_ok=True)
+        run_config.write_text(yaml.safe_dump(self.stage_overrides(stage), sort_keys=False))
+        cmd = ["rynnvla-train", stage, "--config", str(shipped_config(stage))]
+        self.run(stage, [*cmd, "--config", str(run_config)])
+
+    def stage_overrides(self, stage: str) -> dict:
+        """This run's paths (and step count) on top of the shipped tiny config."""
+        data: dict = {"lerobot_roots": [str(self.dataset)]}
+        overrides: dict = {"stage": stage, "output_dir": str(self.stage_dir(stage)), "data": data}
+        if stage == "vqgan":
+            data["manifests"] = []  # robot frames only: no human videos in this pipeline
+        if stage == "stage3":
+            overrides["model"] = {
+                "image_tokenizer": str(self.stage_dir("vqgan") / "final"),
+                "action_vae": str(self.stage_dir("vae") / "final"),
+            }
+        if self.steps.get(stage):
+            overrides["loop"] = {"max_steps": self.steps[stage]}
+        return overrides
+
+    def evaluate(self) -> dict:
+        return self.run(
+            "eval",
+            [
+                *("rynnvla-eval", "--checkpoint", str(self.checkpoint)),
+                *("--out", str(self.out / "eval"), "--episodes", self.eval_episodes),
+                *("--timeout", str(self.eval_timeout), "--quiet"),
+            ],
+        )
+
+
+def shipped_config(stage: str) -> Path:
+    """rynnvla_training's shipped tiny config of `stage` (installed share, else source)."""
+    name = f"config/train_{stage}_tiny.yaml"
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        path = Path(get_package_share_directory("rynnvla_training")) / name
+    except (ImportError, LookupError, ValueError):
+        path = ROOT / "src" / "rynnvla_training" / name
+    if not path.is_file():
+        raise PipelineError(f"the trainer's tiny config {path} does not exist")
+    return path
+
+
+def ship(checkpoint: Path) -> Path:
+    """Copy the checkpoint (inference files only) to SHIP_DIR, replacing the old one."""
+    size_mb = sum(p.stat().st_size for p in checkpoint.rglob("*") if p.is_file()) / 2**20
+    if size_mb > SHIP_LIMIT_MB:
+        raise PipelineError(f"{checkpoint} is {size_mb:.1f} MB, over the {SHIP_LIMIT_MB} MB limit")
+    staging = SHIP_DIR.with_name(SHIP_DIR.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(checkpoint, staging)
+    old = SHIP_DIR.with_name(SHIP_DIR.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if SHIP_DIR.exists():
+        SHIP_DIR.rename(old)
+    staging.rename(SHIP_DIR)
+    shutil.rmtree(old, ignore_errors=True)
+    return SHIP_DIR
+
+
+def parse_steps(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        stage, _, steps = item.partition("=")
+        if stage not in TRAIN_STAGES or not steps.isdigit() or int(steps) < 1:
+            raise PipelineError(
+                f"--steps item {item!r}: expected <stage>=<steps>, stage in {TRAIN_STAGES}"
+            )
+        out[stage] = int(steps)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="train_sim.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", help="run directory (default runs/train_sim-<time>)")
+    parser.add_argument("--resume", action="store_true", help="skip steps already done in --out")
+    parser.add_argument("--demos", type=int, default=40, help="demonstrations per task (40)")
+    parser.add_argument(
+        "--steps", default="", help="training steps, e.g. vae=800,stage3=1500 (default: configs)"
+    )
+    parser.add_argument("--eval-episodes", default=EVAL_EPISODES, help=f"({EVAL_EPISODES})")
+    parser.add_argument("--eval-timeout", type=float, default=25.0, help="sim s per episode")
+    parser.add_argument("--workers", type=int, default=2, help="collect / convert processes")
+    parser.add_argument("--ship", action="store_true", help=f"copy the result to {SHIP_DIR}")
+    parser.add_argument(
+        "--ship-min-success",
+        type=float,
+        default=0.8,
+        help="ship only if block_to_plate succeeds at least this often (0.8)",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny run to check the wiring")
+    return parser
+
+
+def pipeline_from_args(args: argparse.Namespace) -> Pipeline:
+    out = Path(args.out) if args.out else ROOT / "runs" / time.strftime("train_sim-%Y%m%d-%H%M%S")
+    if out.exists() and any(out.iterdir()) and not args.resume:
+        raise PipelineError(f"{out} is not empty: pass --resume to continue it, or another --out")
+    steps = parse_steps(args.steps)
+    pipeline = Pipeline(
+        out=out,
+        demos=args.demos,
+        steps=steps,
+        eval_episodes=args.eval_episodes,
+        eval_timeout=args.eval_timeout,
+        workers=args.workers,
+        resume=args.resume,
+    )
+    if args.quick:
+        pipeline.demos = QUICK["demos"]
+        pipeline.steps = {**QUICK["steps"], **steps}
+        pipeline.eval_episodes = QUICK["eval_episodes"]
+        pipeline.eval_timeout = QUICK["eval_timeout"]
+    return pipeline
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")
+    args = build_parser().parse_args(argv)
+    started = time.monotonic()
+    try:
+        pipeline = pipeline_from_args(args)
+        pipeline.out.mkdir(parents=True, exist_ok=True)
+        pipeline.collect()
+        pipeline.convert()
+        for stage in TRAIN_STAGES:
+            pipeline.train(stage)
+        result = pipeline.evaluate()
+        shipped = None
+        rate = result.get("success", {}).get("block_to_plate", 0.0)
+        if args.ship and rate >= args.ship_min_success:
+            shipped = str(ship(pipeline.checkpoint))
+        elif args.ship:
+            print(
+                f"[train-sim] NOT shipped: block_to_plate success {rate:.2f} < "
+                f"--ship-min-success {args.ship_min_success}",
+                file=sys.stderr,
+            )
+    except PipelineError as exc:
+        print(f"[train-sim] {exc}", file=sys.stderr)
+        return 1
+    stage3 = pipeline.summaries.get("stage3", {})
+    line = {
+        "success": result.get("success", {}),
+        "minutes": round((time.monotonic() - started) / 60, 2),
+        "samples_per_s": stage3.get("samples_per_s"),
+        "stages": {
+            name: {
+                k: s.get(k) for k in ("minutes", "samples_per_s", "final_loss", "steps") if k in s
+            }
+            for name, s in pipeline.summaries.items()
+        },
+        "latency_p50_ms": result.get("latency_p50_ms"),
+        "latency_p99_ms": result.get("latency_p99_ms"),
+        "checkpoint": str(pipeline.checkpoint),
+        "shipped": shipped,
+        "out": str(pipeline.out),
+    }
+    print(json.dumps(line), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
