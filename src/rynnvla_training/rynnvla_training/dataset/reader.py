@@ -131,9 +131,10 @@ class LeRobotV3Dataset:
         files = sorted((self.root / layout.EPISODES_DIR).glob("chunk-*/file-*.parquet"))
         if not files:
             raise DatasetError(f"{self.root}: no {layout.EPISODES_DIR}/chunk-*/file-*.parquet")
-        table = _read_table(files)
-        keep = [c for c in table.column_names if not c.startswith("stats/")]
-        return {int(row["episode_index"]): row for row in table.select(keep).to_pylist()}
+        names = pq.read_schema(files[0]).names
+        keep = [c for c in names if not c.startswith("stats/")]  # per-episode stats: not needed
+        table = _read_table(files, keep)
+        return {int(row["episode_index"]): row for row in table.to_pylist()}
 
     def _load_tasks(self) -> list[str]:
         table = _read_table([self.root / layout.TASKS_PATH])
@@ -167,14 +168,26 @@ class LeRobotV3Dataset:
             by_file[(meta["data/chunk_index"], meta["data/file_index"])].append(episode)
         arrays = {}
         columns = [layout.STATE_KEY, layout.ACTION_KEY, "timestamp", "episode_index"]
-        columns += ["task_index", "frame_index"]
+        columns += ["task_index", "frame_index", "index"]
         for (chunk, file), members in by_file.items():
             path = self.root / self.info["data_path"].format(chunk_index=chunk, file_index=file)
             table = _read_table([path], columns)
+            first_index = int(table["index"][0].as_py()) if table.num_rows else 0
             for episode in members:
-                rows = table.filter(pc.equal(table["episode_index"], episode))
-                arrays[episode] = self._episode_data(episode, rows)
+                arrays[episode] = self._episode_data(
+                    episode, self._rows(table, episode, first_index)
+                )
         return arrays
+
+    def _rows(self, table, episode: int, first_index: int):
+        """An episode's rows: a slice when the file is in index order (always, for ours)."""
+        meta = self._episodes_meta[episode]
+        start = int(meta["dataset_from_index"]) - first_index
+        rows = table.slice(start, int(meta["length"])) if start >= 0 else table.slice(0, 0)
+        episodes = rows["episode_index"]
+        if rows.num_rows and pc.all(pc.equal(episodes, episode)).as_py():
+            return rows
+        return table.filter(pc.equal(table["episode_index"], episode))
 
     def _episode_data(self, episode: int, rows) -> EpisodeData:
         length = int(self._episodes_meta[episode]["length"])
