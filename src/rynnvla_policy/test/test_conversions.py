@@ -10,12 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image as PILImage
+
 from rynnvla_policy.conversions import (
     SUPPORTED_ENCODINGS,
     ConversionError,
     MissingJointsError,
     image_to_rgb,
     joint_positions,
+    make_header,
     ns_to_stamp,
     rgb_to_compressed_image,
     rgb_to_image,
@@ -428,3 +430,19 @@ def test_matches_cv_bridge_where_available(encoding):
     msg = rgb_to_image(rgb, sensor_msgs.Image, encoding=encoding)
     expected = cv_bridge.CvBridge().imgmsg_to_cv2(msg, desired_encoding="rgb8")
     np.testing.assert_array_equal(image_to_rgb(msg), expected)
+
+
+def test_make_header_for_any_message_class(world):
+    header = make_header(world.joint_state, 2_500_000_001, "base_link")
+    assert isinstance(header, world.header)
+    assert stamp_to_ns(header.stamp) == 2_500_000_001 and header.frame_id == "base_link"
+    explicit = make_header(world.joint_state, 7, "x", header_cls=world.header)
+    assert stamp_to_ns(explicit.stamp) == 7
+
+
+def test_header_class_of_an_unknown_class_is_a_clear_error():
+    class NotAMessage:
+        pass
+
+    with pytest.raises(ConversionError, match="pass header_cls="):
+        make_header(NotAMessage, 0, "")
