@@ -184,21 +184,35 @@ def shipped_config(stage: str) -> Path:
     return path
 
 
-def ship(checkpoint: Path) -> Path:
-    """Copy the checkpoint (inference files only) to SHIP_DIR, replacing the old one."""
+PROVENANCE = "train_sim.json"
+
+
+def ship(checkpoint: Path, provenance: dict, target: Path = SHIP_DIR) -> Path:
+    """Copy the checkpoint to `target` (replacing it; never half-written), with how it was made."""
     size_mb = sum(p.stat().st_size for p in checkpoint.rglob("*") if p.is_file()) / 2**20
     if size_mb > SHIP_LIMIT_MB:
         raise PipelineError(f"{checkpoint} is {size_mb:.1f} MB, over the {SHIP_LIMIT_MB} MB limit")
-    staging = SHIP_DIR.with_name(SHIP_DIR.name + ".partial")
+    staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(checkpoint, staging)
-    old = SHIP_DIR.with_name(SHIP_DIR.name + ".old")
+    (staging / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n")
+    old = target.with_name(target.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
-    if SHIP_DIR.exists():
-        SHIP_DIR.rename(old)
-    staging.rename(SHIP_DIR)
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
     shutil.rmtree(old, ignore_errors=True)
-    return SHIP_DIR
+    return target
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+        )
+    except OSError:
+        return ""
+    return out.stdout.strip()
 
 
 def parse_steps(text: str) -> dict[str, int]:
@@ -273,7 +287,14 @@ def main(argv: list[str] | None = None) -> int:
         shipped = None
         rate = result.get("success", {}).get("block_to_plate", 0.0)
         if args.ship and rate >= args.ship_min_success:
-            shipped = str(ship(pipeline.checkpoint))
+            provenance = {
+                "made_by": "scripts/train_sim.py",
+                "argv": sys.argv[1:] if argv is None else list(argv),
+                "git_commit": git_commit(),
+                "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "stages": pipeline.summaries,
+            }
+            shipped = str(ship(pipeline.checkpoint, provenance))
         elif args.ship:
             print(
                 f"[train-sim] NOT shipped: block_to_plate success {rate:.2f} < "
@@ -287,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     line = {
         "success": result.get("success", {}),
         "minutes": round((time.monotonic() - started) / 60, 2),
+        # with --resume, steps of earlier runs count here but not in "minutes"
+        "pipeline_minutes": round(
+            sum(s.get("minutes", 0.0) for s in pipeline.summaries.values()), 2
+        ),
         "samples_per_s": stage3.get("samples_per_s"),
         "stages": {
             name: {
