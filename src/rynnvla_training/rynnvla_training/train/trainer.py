@@ -297,8 +297,14 @@ class Trainer:
         module = unwrap(self.model)
         was_training = module.training
         module.eval()
+        if self.strategy == "fsdp":
+            # The preview calls sub-modules directly, not the root's forward: gather the root's
+            # own parameters (blocks gather theirs in their forward hooks as usual).
+            module.unshard()
         with torch.no_grad(), self._autocast():
             image = self.parts.preview(module, move_to_device(batch, self.context.device))
+        if self.strategy == "fsdp":
+            module.reshard()
         module.train(was_training)
         if self.context.is_main:
             from PIL import Image

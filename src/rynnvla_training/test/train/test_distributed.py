@@ -44,8 +44,10 @@ def _assert_states_close(a: dict, b: dict, **tolerance) -> None:
 
 
 def test_ddp_two_processes_match_one_process_on_the_same_global_batch(tmp_path):
+    # 2 ranks x 2 accumulation steps x 1 sample == 1 process x 4 samples (no_sync path too).
     base = {"loop": {"max_steps": 3}, "dist": {"strategy": "auto"}}
-    _torchrun(tmp_path / "ddp", 2, {**base, "loop": {"max_steps": 3, "micro_batch_size": 2}})
+    ddp_loop = {"max_steps": 3, "micro_batch_size": 1, "grad_accum_steps": 2}
+    _torchrun(tmp_path / "ddp", 2, {**base, "loop": ddp_loop})
     _torchrun(tmp_path / "one", 1, {**base, "loop": {"max_steps": 3, "micro_batch_size": 4}})
     ddp, one = _result(tmp_path / "ddp", 3), _result(tmp_path / "one", 3)
     assert ddp["strategy"] == "ddp" and one["strategy"] == "single"
@@ -54,7 +56,8 @@ def test_ddp_two_processes_match_one_process_on_the_same_global_batch(tmp_path):
 
 
 def test_fsdp_two_processes_train_and_resume_exactly_from_sharded_checkpoints(tmp_path):
-    fsdp = {"dist": {"strategy": "fsdp"}, "loop": {"max_steps": 4, "micro_batch_size": 2}}
+    fsdp_loop = {"max_steps": 4, "micro_batch_size": 1, "grad_accum_steps": 2}
+    fsdp = {"dist": {"strategy": "fsdp"}, "loop": fsdp_loop}
     _torchrun(tmp_path / "straight", 2, fsdp)
     _torchrun(tmp_path / "resumed", 2, {**fsdp, "stop_at_step": 2})
     assert (tmp_path / "resumed/checkpoints/step_00000002/sharded").is_dir()

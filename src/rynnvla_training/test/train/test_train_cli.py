@@ -114,6 +114,8 @@ def test_stage3_fsdp_bf16_activation_checkpointing_exports_a_policy(
         "dist.precision=bf16",
         "--set",
         "dist.activation_checkpointing=true",
+        "--set",
+        "log.preview_every_steps=2",
     ]
     summary = _train(args, nproc=2)
     assert summary["strategy"] == "fsdp" and np_isfinite(summary["final_loss"])
@@ -121,6 +123,7 @@ def test_stage3_fsdp_bf16_activation_checkpointing_exports_a_policy(
     assert checkpoint_io.read_meta(latest)["format"] == "sharded"
     from rynnvla_policy.core import PolicyRunner
 
+    assert (tmp_path / "previews" / "step_00000002.png").is_file()
     runner = PolicyRunner.from_pretrained(summary["final_checkpoint"])
     assert runner.contract.state_dim == 6
 
