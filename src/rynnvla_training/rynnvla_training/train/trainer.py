@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,6 +242,7 @@ class Trainer:
                 return Progress(0, 0)
         else:
             checkpoint = Path(choice)
+        self._check_same_stage(checkpoint)
         progress = load_training_state(
             checkpoint,
             model=self.model,
@@ -252,6 +254,17 @@ class Trainer:
             print(f"[{self.config.stage}] resumed from {checkpoint} at step {progress.step}")
         self.last_checkpoint = checkpoint
         return progress
+
+    def _check_same_stage(self, checkpoint: Path) -> None:
+        saved = checkpoint / "config.json"
+        if not saved.is_file():
+            return  # a checkpoint being published has it; read_meta reports incomplete ones
+        stage = json.loads(saved.read_text()).get("stage")
+        if stage != self.config.stage:
+            raise ValueError(
+                f"cannot resume {self.config.stage} from {checkpoint}: it is a {stage!r} "
+                "checkpoint (use another output_dir, or --resume never)"
+            )
 
     def _maybe_checkpoint(self, progress: Progress) -> None:
         every = self.config.checkpoint.every_steps

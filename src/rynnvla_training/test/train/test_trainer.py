@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from toy_task import toy_config, toy_parts
@@ -114,3 +116,10 @@ def test_tensorboard_logs_every_loss_term_lr_and_throughput(tmp_path):
     expected = {"train/loss", "train/mse", "train/pred_abs", "train/lr", "train/samples_per_s"}
     assert expected <= tags
     assert {"train/grad_norm"} <= tags
+
+
+def test_resuming_another_stages_checkpoint_is_refused(tmp_path):
+    _fit(toy_config(tmp_path, loop={"max_steps": 1}))
+    other = dataclasses.replace(toy_config(tmp_path, loop={"max_steps": 2}), stage="other")
+    with pytest.raises(ValueError, match="it is a 'toy' checkpoint"):
+        _fit(other)
