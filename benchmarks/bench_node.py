@@ -19,7 +19,8 @@ joint_trajectory_controller semantics), the policy node, and this probe.
    every observation, so timing and load are real. The jump is the velocity change not
    explained by the motion before the switch (linear trend over 100 ms before, residual over
    100 ms after; velocities averaged over 30 ms), max over joints; the noise floor is the same
-   measure halfway between switches.
+   measure halfway between switches. A chunk that follows a hold or a chunk that ran out (the
+   loaded machine stalled) restarts the arm from rest: counted as a restart, not a switch.
 
 Prints a table, then ONE JSON line with e2e_p50_ms, e2e_p99_ms, overhead_p50_ms,
 velocity_jump_ratio (naive / shipped overlap policy), and more.
@@ -369,14 +370,21 @@ def smooth(velocities: np.ndarray, width: int = 3) -> np.ndarray:
 
 
 def switch_jumps(joints, switch_ns, window_ns=100_000_000) -> np.ndarray:
-    """Per switch time, the largest |velocity - linear trend before it| in the window after."""
+    """Per switch time, the largest |velocity - linear trend before it| in the window after.
+
+    Windows where the joint states have a gap (the simulation stalled on the loaded machine:
+    more than 2.5 sample periods between two samples) say nothing about smoothness: skipped.
+    """
     stamps = np.array([s for s, _, _ in joints])
     velocities = smooth(np.array([v for _, _, v in joints]))  # (N, 6)
+    period = np.median(np.diff(stamps))
     jumps = []
     for t in switch_ns:
         before = (stamps >= t - window_ns) & (stamps < t)
         after = (stamps >= t) & (stamps <= t + window_ns)
         if before.sum() < 5 or after.sum() < 5:
+            continue
+        if np.diff(stamps[before | after]).max() > 2.5 * period:
             continue
         tb = (stamps[before] - t) / NS
         coeffs = np.polyfit(tb, velocities[before], 1)  # (2, 6) slope, intercept per joint
@@ -400,26 +408,45 @@ def smoothness_run(probe: Probe, name: str, overrides: dict, args, checkpoint, w
             raise RuntimeError(child.log_path.read_text()[-3000:])
     finally:
         child.stop()
-    # switch = the moment the controller gets a new trajectory (probe receive time, same host)
-    switches = np.array([rx for rx, _ in probe.trajectories])
+    received = np.array([rx for rx, _ in probe.trajectories])  # probe receive time, same host
+    points = np.array([len(m.points) for _, m in probe.trajectories])
     np.savez(
         workdir / f"{name}_joints.npz",
         stamps=np.array([s for s, _, _ in probe.joints]),
         positions=np.array([p for _, p, _ in probe.joints]),
         velocities=np.array([v for _, _, v in probe.joints]),
-        switches=switches,
+        received=received,
+        points=points,
     )
-    jumps = switch_jumps(probe.joints, switches[1:-1])
-    mids = (switches[1:-2] + switches[2:-1]) // 2
-    floor = switch_jumps(probe.joints, mids)
+    switches, restarts = chunk_switches(received, points, span_ns=round(20 / 30 * NS))
+    jumps = switch_jumps(probe.joints, switches)
+    floor = switch_jumps(probe.joints, (switches[:-1] + switches[1:]) // 2)
     speed = np.abs(np.array([v for _, _, v in probe.joints])).max(axis=1)
+    final = probe.statuses[-1]
     return {
         "switches": len(jumps),
+        "restarts": restarts,
         "jump_max": float(jumps.max()) if len(jumps) else float("nan"),
         "jump_p95": percentile(jumps, 95),
         "floor_max": float(floor.max()) if len(floor) else float("nan"),
         "speed_p50": percentile(speed, 50),
+        "rejected_chunks": int(final.rejected_chunks),
+        "stale_inputs": int(final.stale_inputs),
     }
+
+
+def chunk_switches(received: np.ndarray, points: np.ndarray, span_ns: int):
+    """(times where a chunk replaced a running chunk, number of other new trajectories).
+
+    A chunk arriving after a hold (one point) or after the previous chunk ran out (the
+    machine stalled) starts the arm from rest: a restart, not a chunk switch.
+    """
+    keep = []
+    for k in range(1, len(received)):
+        running = points[k - 1] > 1 and received[k] - received[k - 1] < span_ns
+        if points[k] > 1 and running:
+            keep.append(received[k])
+    return np.array(keep[:-1]), len(received) - 1 - len(keep)  # last: no full window after
 
 
 # ============================================================================ main
@@ -439,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         return child_main(argv)
     args = parse_args(argv)
     import torch
+
     from rynnvla_policy.core.testing import make_tiny_checkpoint
 
     torch.set_num_threads(1)
@@ -513,7 +541,8 @@ def report(results: dict, args, workdir: Path) -> None:
             ratio = naive / row["jump_max"] if row["jump_max"] > 0 else float("inf")
             print(
                 f"    {name:9s} max {row['jump_max']:.3f}  p95 {row['jump_p95']:.3f}  "
-                f"floor {row['floor_max']:.3f}  switches {row['switches']}  "
+                f"floor {row['floor_max']:.3f}  switches {row['switches']} "
+                f"(restarts {row['restarts']}, rejected {row['rejected_chunks']})  "
                 f"naive/this {ratio:.1f}x"
             )
             summary[f"jump_{name}"] = round(row["jump_max"], 4)

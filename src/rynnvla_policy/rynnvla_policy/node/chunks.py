@@ -147,11 +147,12 @@ def trajectory_points(
 
     stamp_observation: stamp = time of the plan's first target minus one step (the observation
         time for a fresh chunk); the controller skips targets already due.
-    drop_due_points:  stamp = now; targets due by now + min_lead_ns are dropped and the others
-        keep their absolute times.
+    drop_due_points:  stamp = now; targets already due are dropped and the others keep their
+        absolute times.
     none:             stamp = 0, time_from_start = (i+1) * step, as if the observation had been
         captured on arrival (the naive publisher; it lags by the whole latency).
-    Raises ChunkExpiredError when no target lies after now + min_lead_ns (modes 1 and 2).
+    Raises ChunkExpiredError when the plan ends before now + min_lead_ns (modes 1 and 2): the
+    controller would receive a trajectory that ends in the past and refuse it.
     """
     velocities = finite_difference_velocities(plan, zero_last_velocity)
     times = plan.times_ns
@@ -159,13 +160,14 @@ def trajectory_points(
         step = int(times[1] - times[0]) if len(times) > 1 else 0
         rel = (np.arange(1, len(times) + 1, dtype=np.int64) * step) if step else times - times[0]
         return TrajectoryData(0, rel, plan.positions, velocities)
-    future = times > now_ns + min_lead_ns
-    if not future.any():
-        late_ms = (now_ns - int(times[-1])) / 1e6
+    if times[-1] <= now_ns + min_lead_ns:
+        ahead_ms = (int(times[-1]) - now_ns) / 1e6
         raise ChunkExpiredError(
-            f"all {len(times)} targets are already due (the last one {late_ms:.1f} ms ago): "
-            "inference or delivery is slower than the chunk span"
+            f"the chunk's last target is due {ahead_ms:+.1f} ms from now (needs more than "
+            f"{min_lead_ns / 1e6:.0f} ms to reach the controller): inference or delivery is "
+            "slower than the chunk span"
         )
+    future = times > now_ns
     if mode == "stamp_observation":
         step = int(times[1] - times[0]) if len(times) > 1 else 0
         stamp = int(times[0]) - step
@@ -179,11 +181,15 @@ def trajectory_points(
     )
 
 
-def hold_points(position: np.ndarray, now_ns: int, settle_ns: int) -> TrajectoryData:
-    """A one-point trajectory that holds `position` (D,), reached settle_ns after now."""
+def hold_points(position: np.ndarray, settle_ns: int) -> TrajectoryData:
+    """A one-point trajectory to `position` (D,), reached settle_ns after it arrives.
+
+    Stamped zero ("start on arrival"): a hold delayed in delivery can never end in the past,
+    which the controller would refuse.
+    """
     position = np.asarray(position, dtype=np.float64)[None, :]  # (1, D)
     return TrajectoryData(
-        now_ns, np.array([max(settle_ns, 1)], dtype=np.int64), position, np.zeros_like(position)
+        0, np.array([max(settle_ns, 1)], dtype=np.int64), position, np.zeros_like(position)
     )
 
 

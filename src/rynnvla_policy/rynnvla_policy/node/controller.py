@@ -104,7 +104,14 @@ class ChunkController:
             self.counters.joint_limit_clips += limit_clips
             plan = self._merged_plan(clipped, obs_stamp_ns, state, now_ns)
             try:
-                data = trajectory_points(plan, now_ns, self.latency_mode, self.zero_last_velocity)
+                # one step of lead: the trajectory must still end in the future on arrival
+                data = trajectory_points(
+                    plan,
+                    now_ns,
+                    self.latency_mode,
+                    self.zero_last_velocity,
+                    min_lead_ns=round(self.step_s * NS),
+                )
             except ChunkExpiredError as exc:
                 self.counters.rejected_chunks += 1
                 self.last_error = f"chunk dropped: {exc}"
@@ -177,13 +184,13 @@ class ChunkController:
             # Never seen a joint state: nothing to hold at. The controller finishes the last
             # chunk, whose final point has zero velocity, and holds there.
             return False
-        self._send(self.hold_data(hold_at, now_ns))
+        self._send(self.hold_data(hold_at))
         return True
 
-    def hold_data(self, hold_at: np.ndarray, now_ns: int) -> TrajectoryData:
+    def hold_data(self, hold_at: np.ndarray) -> TrajectoryData:
         """A one-point trajectory to `hold_at` (clipped to the limits), reached in one step."""
         clipped = np.clip(hold_at, self.limits.lower, self.limits.upper)
-        return hold_points(clipped, now_ns, round(self.step_s * NS))
+        return hold_points(clipped, round(self.step_s * NS))
 
     def stop(self, hold_at: np.ndarray | None, now_ns: int) -> None:
         """~/stop: hold now and send nothing until output is enabled again."""

@@ -198,6 +198,7 @@ def node_params(node_checkpoint):
 def make_node(ros_context, node_checkpoint):
     """make_node(**param_overrides) -> PolicyNode (unconfigured); destroyed after the test."""
     from rclpy.parameter import Parameter
+
     from rynnvla_policy.node.policy_node import PolicyNode
 
     nodes = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from rynnvla_policy.node.chunks import (
     NS,
     ChunkExpiredError,
@@ -67,8 +68,19 @@ def test_naive_mode_ignores_latency():
 @pytest.mark.parametrize("mode", ["stamp_observation", "drop_due_points"])
 def test_never_a_chunk_entirely_in_the_past(mode):
     plan = Plan.from_chunk(ramp_chunk(), T0, STEP)
-    with pytest.raises(ChunkExpiredError, match="all 20 targets are already due"):
+    with pytest.raises(ChunkExpiredError, match=r"last target is due \+0.0 ms from now"):
         trajectory_points(plan, now_ns=T0 + 20 * STEP, mode=mode)
+    with pytest.raises(ChunkExpiredError, match=r"due -1000.0 ms from now"):
+        trajectory_points(plan, now_ns=T0 + 20 * STEP + NS, mode=mode)
+
+
+@pytest.mark.parametrize("mode", ["stamp_observation", "drop_due_points"])
+def test_a_chunk_ending_within_the_delivery_lead_is_refused(mode):
+    plan = Plan.from_chunk(ramp_chunk(), T0, STEP)
+    now = T0 + 19 * STEP + STEP // 2  # last target half a step ahead, lead one step
+    with pytest.raises(ChunkExpiredError, match=r"\+16.7 ms from now \(needs more than 33 ms"):
+        trajectory_points(plan, now_ns=now, mode=mode, min_lead_ns=STEP)
+    assert len(trajectory_points(plan, now_ns=now, mode="drop_due_points").positions) == 1
 
 
 def test_latest_policy_uses_the_new_chunk():
@@ -130,7 +142,7 @@ def test_reset_forgets_history():
 
 
 def test_hold_is_one_point_with_zero_velocity():
-    data = hold_points(np.array([0.1, 0.2]), T0, STEP)
-    assert data.stamp_ns == T0
+    data = hold_points(np.array([0.1, 0.2]), STEP)
+    assert data.stamp_ns == 0  # start on arrival: a late hold never ends in the past
     assert data.time_from_start_ns.tolist() == [STEP]
     assert data.velocities.tolist() == [[0.0, 0.0]]

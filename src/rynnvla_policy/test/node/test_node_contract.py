@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+
 from rynnvla_policy.node.contract import ContractMismatchError, check_contract
 from rynnvla_policy.node.params import SO100_JOINTS, PolicyNodeParams
 

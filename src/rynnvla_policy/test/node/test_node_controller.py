@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from rynnvla_policy.node.chunks import NS, OverlapMerger
 from rynnvla_policy.node.controller import ChunkController, ControlState
 from rynnvla_policy.node.safety import SafetyLimits
@@ -71,7 +72,7 @@ def test_expired_chunk_is_dropped_without_sending():
     outcome = ctrl.on_chunk(chunk(), T0, np.zeros(2), T0 + NS)  # 1 s late, chunk spans 0.67 s
     assert outcome.plan is None and sent == []
     assert ctrl.counters.rejected_chunks == 1
-    assert "already due" in ctrl.last_error
+    assert "last target is due" in ctrl.last_error
 
 
 def test_stale_holds_once_then_recovers():

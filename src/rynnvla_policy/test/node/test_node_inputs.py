@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+
 from rynnvla_policy.node.inputs import NS, InputBuffers, Snapshot, StaleInputs, StampError
 
 MS = NS // 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rynnvla_policy.node.instruction import InstructionError, validate_instruction
 
 

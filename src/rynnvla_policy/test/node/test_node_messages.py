@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from rynnvla_policy.conversions import stamp_to_ns
 from rynnvla_policy.conversions import trajectory_points as read_trajectory
 from rynnvla_policy.node import messages

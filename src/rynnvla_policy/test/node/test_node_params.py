@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from rynnvla_policy.node.params import ParamsError, PolicyNodeParams
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "policy_node.yaml"

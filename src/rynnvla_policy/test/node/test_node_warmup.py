@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from rynnvla_policy.node.contract import ControlTiming, check_contract
 from rynnvla_policy.node.params import PolicyNodeParams
 from rynnvla_policy.node.safety import SafetyLimits
