@@ -122,7 +122,7 @@ class LogConfig:
 
     every_steps: int = 10  # TensorBoard scalars and progress-bar refresh
     tensorboard: bool = True  # event files under <output_dir>/tensorboard
-    progress_bar: bool = True
+    progress_bar: bool = True  # on a terminal; piped output gets one line per log window
     preview_every_steps: int = 0  # predicted-vs-true frame PNGs (stages 1-3); 0 disables
 
     def __post_init__(self) -> None:

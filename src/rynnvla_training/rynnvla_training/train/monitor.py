@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -54,9 +55,11 @@ class RunMonitor:
         self.throughput = Throughput()
         self._bar = None
         self._writer = None
+        self._interactive = True
         if not enabled:
             return
-        if config.progress_bar:
+        self._interactive = sys.stderr.isatty()
+        if config.progress_bar and self._interactive:
             self._bar = tqdm(total=max_steps, initial=start_step, desc="train", unit="step")
         if config.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -73,10 +76,13 @@ class RunMonitor:
         rate = self.throughput.window_rate()
         if not self.enabled:
             return rate
+        loss = metrics.get("loss", float("nan"))
         if self._bar is not None:
-            self._bar.set_postfix(
-                loss=f"{metrics.get('loss', float('nan')):.4f}", sps=f"{rate:.1f}"
-            )
+            self._bar.set_postfix(loss=f"{loss:.4f}", sps=f"{rate:.1f}")
+        if not self._interactive:
+            # Piped into a log: one plain line per window instead of a redrawn bar.
+            terms = " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
+            self.write(f"step {step}: {terms} lr={lr:.3g} samples_per_s={rate:.2f}")
         if self._writer is not None:
             for name, value in metrics.items():
                 self._writer.add_scalar(f"train/{name}", value, step)
