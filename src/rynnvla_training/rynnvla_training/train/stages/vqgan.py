@@ -48,7 +48,7 @@ class FrameDataConfig:
     cameras: tuple[str, ...] = ()
     manifests: tuple[str, ...] = ()  # human-video manifests
     frames_per_sample: int = 4  # random frames drawn from one decoded episode / clip
-    crop: int = 64  # random square crop (pixels at model resolution); 0: whole frames
+    crop: int = 32  # random square crop (pixels at model resolution); 0: whole frames
     frame_cache_dir: str = "auto"
 
     def __post_init__(self) -> None:
@@ -186,10 +186,12 @@ register_preset(
     TrainConfig(
         stage="vqgan",
         model=VQGANModelConfig(preset="tiny"),
-        data=FrameDataConfig(crop=64),
+        data=FrameDataConfig(crop=32),
         output_dir="runs/vqgan",
         optim=OptimConfig(lr=4e-4, betas=(0.5, 0.9), weight_decay=0.0, warmup_steps=50),
-        loop=LoopConfig(max_steps=2000, micro_batch_size=8, num_workers=1),
-        log=LogConfig(every_steps=10, preview_every_steps=250),
+        # 32-px crops train the convolutional tokenizer ~4.5x faster than 64-px ones on CPU
+        # (0.75 s per step of 8 x 4 crops on one loaded core) and it then runs on any size.
+        loop=LoopConfig(max_steps=600, micro_batch_size=8, num_workers=1),
+        log=LogConfig(every_steps=10, preview_every_steps=200),
     ),
 )
