@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import shutil
 import traceback
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from rynnvla_policy.conversions import (
 from .bag import BagError, BagSource, header_stamp_ns
 from .camera_sink import CameraSink
 from .config import ConvertConfig, StreamConfig
-from .resample import NS_PER_S, AsOfResampler, Frame, StreamSpec
+from .resample import NS_PER_S, AsOfResampler, Frame, Sample, StreamSpec
 from .sync_report import stream_report
 from .video import VideoEncoder, VideoError
 
@@ -161,23 +162,31 @@ class _Decoder:
         self._config = config
         self._cache: dict[str, tuple[int, Any]] = {}
 
+    def _decode(self, stream: str, sample: Sample, decode: Callable[[Any], Any]) -> Any:
+        message = self._source.deserialize(sample.payload, self._topics[stream])
+        try:
+            return decode(message)
+        except ConversionError as exc:
+            seconds = sample.stamp_ns / NS_PER_S
+            raise ConversionError(f"{stream} message stamped {seconds:.3f} s: {exc}") from exc
+
     def _cached(self, stream: str, frame: Frame, decode: Callable[[Any], Any]) -> Any:
         sample = frame.samples[stream]
         hit = self._cache.get(stream)
         if hit is not None and hit[0] == sample.stamp_ns:
             return hit[1]
-        message = self._source.deserialize(sample.payload, self._topics[stream])
-        try:
-            value = decode(message)
-        except ConversionError as exc:
-            seconds = sample.stamp_ns / NS_PER_S
-            raise ConversionError(f"{stream} message stamped {seconds:.3f} s: {exc}") from exc
+        value = self._decode(stream, sample, decode)
         self._cache[stream] = (sample.stamp_ns, value)
         return value
 
-    def image(self, camera: str, frame: Frame) -> np.ndarray:
+    def image_job(self, camera: str, frame: Frame) -> tuple[int, Callable[[], np.ndarray]]:
+        """(message stamp, decode): the camera's own thread decodes (JPEG in parallel)."""
+        stream = CAMERA_PREFIX + camera
+        sample = frame.samples[stream]
         resize = self._config.cameras[camera].resize
-        return self._cached(CAMERA_PREFIX + camera, frame, lambda m: _rgb(m, resize))
+        return sample.stamp_ns, functools.partial(
+            self._decode, stream, sample, functools.partial(_rgb, resize=resize)
+        )
 
     def state(self, frame: Frame) -> np.ndarray:
         names = self._config.state.joint_names
@@ -259,8 +268,8 @@ class _SegmentWriter:
         self._commit(frame, images, state=state, action=action, fresh=fresh)
 
     def _commit(self, frame: Frame, images: dict, *, state, action, fresh: bool) -> None:
-        for name, rgb in images.items():
-            self.cameras[name].add(rgb)
+        for name, (key, decode) in images.items():
+            self.cameras[name].add(key, decode)
         self.states.append(state)
         self.actions.append(action)
         self.times.append(frame.time_ns)
@@ -386,7 +395,7 @@ class _Segmenter:
         self.writer = _SegmentWriter(directory, self.config, task)
 
     def _add(self, frame: Frame, fresh: bool) -> None:
-        images = {name: self.decoder.image(name, frame) for name in self.config.cameras}
+        images = {name: self.decoder.image_job(name, frame) for name in self.config.cameras}
         state = self.decoder.state(frame)
         action = self.decoder.action(frame) if self.config.action.source == "trajectory" else None
         self.writer.add(frame, images, state, action, fresh)
