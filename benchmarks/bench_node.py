@@ -369,7 +369,10 @@ def smooth(velocities: np.ndarray, width: int = 3) -> np.ndarray:
     return out
 
 
-def switch_jumps(joints, switch_ns, window_ns=100_000_000) -> np.ndarray:
+WINDOW_NS = 100_000_000  # 100 ms before / after a switch
+
+
+def switch_jumps(joints, switch_ns, window_ns=WINDOW_NS) -> np.ndarray:
     """Per switch time, the largest |velocity - linear trend before it| in the window after.
 
     Windows where the joint states have a gap (the simulation stalled on the loaded machine:
@@ -418,9 +421,11 @@ def smoothness_run(probe: Probe, name: str, overrides: dict, args, checkpoint, w
         received=received,
         points=points,
     )
-    switches, restarts = chunk_switches(received, points, span_ns=round(20 / 30 * NS))
+    span_ns = round(20 / 30 * NS)  # the tiny checkpoint: 20 steps at 30 Hz
+    switches, restarts = chunk_switches(received, points, span_ns)
     jumps = switch_jumps(probe.joints, switches)
-    floor = switch_jumps(probe.joints, (switches[:-1] + switches[1:]) // 2)
+    adjacent = np.diff(switches) < span_ns  # no restart in between
+    floor = switch_jumps(probe.joints, ((switches[:-1] + switches[1:]) // 2)[adjacent])
     speed = np.abs(np.array([v for _, _, v in probe.joints])).max(axis=1)
     final = probe.statuses[-1]
     return {
@@ -435,18 +440,21 @@ def smoothness_run(probe: Probe, name: str, overrides: dict, args, checkpoint, w
     }
 
 
-def chunk_switches(received: np.ndarray, points: np.ndarray, span_ns: int):
-    """(times where a chunk replaced a running chunk, number of other new trajectories).
+def chunk_switches(received: np.ndarray, points: np.ndarray, span_ns: int, window_ns=WINDOW_NS):
+    """(times where a chunk replaced a steadily running chunk, number of restarts).
 
     A chunk arriving after a hold (one point) or after the previous chunk ran out (the
-    machine stalled) starts the arm from rest: a restart, not a chunk switch.
+    machine stalled) starts the arm from rest: a restart, not a chunk switch. A switch is
+    measured only when the chunk before it ran for a whole window and was not a restart itself.
     """
-    keep = []
-    for k in range(1, len(received)):
-        running = points[k - 1] > 1 and received[k] - received[k - 1] < span_ns
-        if points[k] > 1 and running:
-            keep.append(received[k])
-    return np.array(keep[:-1]), len(received) - 1 - len(keep)  # last: no full window after
+    chunk = points > 1
+    gaps = np.diff(received, prepend=received[0] - span_ns)
+    restart = chunk & ~(np.roll(chunk, 1) & (gaps < span_ns))
+    restart[0] = chunk[0]
+    valid = chunk & ~restart & np.roll(~restart, 1) & (gaps >= window_ns)
+    valid[0] = False
+    valid[-1] = False  # no full window after the last one
+    return received[valid], int(restart.sum())
 
 
 # ============================================================================ main

@@ -86,15 +86,28 @@ class ChunkController:
         self.stopped = False  # ~/stop: no commands until output is enabled again
         self.last_error = ""
         self._commanding = False  # a chunk was sent since the last hold
+        self._stale_since_ns = 0  # when the current STALE period began
 
     # ------------------------------------------------------------------ chunks
     def on_chunk(
-        self, positions: np.ndarray, obs_stamp_ns: int, state: np.ndarray, now_ns: int
+        self,
+        positions: np.ndarray,
+        obs_stamp_ns: int,
+        state: np.ndarray,
+        now_ns: int,
+        taken_ns: int | None = None,
     ) -> ChunkOutcome:
-        """Filter, merge and (unless dry run or stopped) send one model chunk (T, D)."""
+        """Filter, merge and (unless dry run or stopped) send one model chunk (T, D).
+
+        taken_ns: when the observation was taken from the input buffers (default: its stamp).
+        A chunk observed before the inputs went stale is dropped: it must not overtake the hold.
+        """
         with self._lock:
             if self.stopped:
                 return ChunkOutcome(None, None, "stopped")
+            observed = obs_stamp_ns if taken_ns is None else taken_ns
+            if self.state == ControlState.STALE and observed <= self._stale_since_ns:
+                return ChunkOutcome(None, None, "observed before the inputs went stale")
             try:
                 clipped, limit_clips = screen_chunk(positions, state, self.limits)
             except UnsafeChunkError as exc:
@@ -143,12 +156,13 @@ class ChunkController:
         """Inputs are stale: count the tick, hold once on entering STALE."""
         with self._lock:
             self.counters.stale_inputs += 1
-            if self.state in (ControlState.HOLDING, ControlState.IDLE) and not self._commanding:
-                self.last_error = f"stale inputs: {description}"
-                if self.state == ControlState.IDLE:
-                    self.state = ControlState.STALE
-                return
-            self._fail(ControlState.STALE, f"stale inputs: {description}", hold_at, now_ns)
+            self.last_error = f"stale inputs: {description}"
+            if self.state == ControlState.STALE:
+                return  # already holding
+            if self.state == ControlState.HOLDING and not self._commanding:
+                return  # stopped or deactivated: stays HOLDING
+            self._stale_since_ns = now_ns
+            self._fail(ControlState.STALE, self.last_error, hold_at, now_ns)
 
     def on_fresh(self) -> None:
         """Inputs are fresh again; STALE clears when the next chunk is running."""

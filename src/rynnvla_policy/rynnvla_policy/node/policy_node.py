@@ -391,7 +391,7 @@ class PolicyNode(LifecycleNode):
             return
         infer_s = time.perf_counter() - model_start
         outcome = self.controller.on_chunk(
-            result.positions, snapshot.stamp_ns, snapshot.state, self._now_ns()
+            result.positions, snapshot.stamp_ns, snapshot.state, self._now_ns(), snapshot.taken_ns
         )
         e2e_s = (self._now_ns() - snapshot.stamp_ns) / NS
         self._publish_chunk(result, snapshot, instruction, infer_s, e2e_s)

@@ -134,3 +134,19 @@ def test_sent_plans_respect_velocity_limits(policy):
         steps = np.abs(np.diff(data.positions, axis=0))
         assert np.all(steps <= LIMITS.max_velocity * STEP_S + 1e-9)
     assert ctrl.counters.velocity_clips > 0
+
+
+def test_a_chunk_observed_before_inputs_went_stale_never_overtakes_the_hold():
+    ctrl, sent = make()
+    ctrl.on_chunk(chunk(), T0, np.zeros(2), T0)
+    stale_at = T0 + 300_000_000
+    ctrl.on_stale("wrist: last sample 300 ms old", np.zeros(2), stale_at)
+    assert len(sent) == 2  # chunk, hold
+    # the inference that was running when the inputs went stale finishes now
+    late = ctrl.on_chunk(chunk(), T0 + 250_000_000, np.zeros(2), T0 + 320_000_000, T0 + 250_000_000)
+    assert late.sent is None and len(sent) == 2 and ctrl.state == ControlState.STALE
+    # an observation taken after the inputs returned runs again
+    fresh = ctrl.on_chunk(
+        chunk(), T0 + 400_000_000, np.zeros(2), T0 + 450_000_000, T0 + 400_000_000
+    )
+    assert fresh.sent is not None and ctrl.state == ControlState.RUNNING
