@@ -102,6 +102,7 @@ def build_model(block: VLAModelConfig, init_path: str, state_dim: int, frames: i
     )
     model = RynnVLAModel(config, attn_implementation=block.attn_implementation)
     reinitialised = apply_init(model, init)
+    init.state = None  # the weights now live in `model`; do not hold a second copy
     return ModelChoice(config, model, init, reinitialised)
 
 
