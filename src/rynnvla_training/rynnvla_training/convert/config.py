@@ -253,7 +253,7 @@ class VideoConfig:
 
     codec: str = "h264"
     crf: int = 23
-    preset: str = "veryfast"
+    preset: str = "ultrafast"
     gop: int = 30
     threads: int = 2
 
