@@ -134,6 +134,7 @@ class ComposedSystem:
         self.policy = None
         self.client = None
         self._spin_thread: threading.Thread | None = None
+        self._stop_spinning = threading.Event()
         self._closed = False
 
     # ------------------------------------------------------------------ start / stop
@@ -215,23 +216,39 @@ class ComposedSystem:
         from rclpy.executors import ExternalShutdownException
 
         with contextlib.suppress(ExternalShutdownException):
-            self.executor.spin()
+            while not self._stop_spinning.is_set() and self.context.ok():
+                self.executor.spin_once(timeout_sec=0.1)
+
+    def _stop_executor(self) -> None:
+        """Stop spinning, let running callbacks finish, then shut the executor down.
+
+        rclpy's MultiThreadedExecutor.shutdown destroys its guard condition before its worker
+        threads end, so a callback still running then fails ("cannot use Destroyable") and
+        rclpy prints the unretrieved error at exit. Draining the workers first avoids that.
+        """
+        self._stop_spinning.set()
+        if self._spin_thread is not None:
+            self._spin_thread.join(timeout=5.0)
+        workers = getattr(self.executor, "_executor", None)  # rclpy's ThreadPoolExecutor
+        if workers is not None:
+            workers.shutdown(wait=True)
+        self.executor.shutdown(timeout_sec=5.0)
 
     def close(self) -> None:
-        """Hold the arm, stop the sim, shut everything down (idempotent)."""
+        """Stop spinning, hold the arm, stop the sim, shut everything down (idempotent)."""
         if self._closed:
             return
         self._closed = True
         import rclpy
 
+        # The executor stops first: no callback may run on an entity being destroyed. The hold
+        # is then published without it (publishing needs no spinning).
+        if self.executor is not None:
+            self._stop_executor()
         if self.policy is not None:
             self.policy.safe_stop()
         if self.sim is not None:
             self.sim.stop()
-        if self.executor is not None:
-            self.executor.shutdown(timeout_sec=5.0)
-        if self._spin_thread is not None:
-            self._spin_thread.join(timeout=5.0)
         for node in (self.client, self.policy, self.sim):
             if node is not None:
                 node.destroy_node()
