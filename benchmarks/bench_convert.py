@@ -8,7 +8,8 @@ Measures
 - convert_s: the ``rynnvla-convert`` command end to end (a child process), default settings;
 - peak_rss_mb: the largest resident set of the conversion's processes (ru_maxrss).
 Prints progress lines, then ONE final JSON line with realtime_factor (recording seconds per
-conversion second), ratio_to_read (convert_s / read_s) and peak_rss_mb.
+conversion second), ratio_to_read (convert_s / read_s), peak_rss_mb, and convert_cpu_s (CPU
+seconds of all its threads: a figure that a busy machine does not distort).
 
     python benchmarks/bench_convert.py                      # 60 s recording
     python benchmarks/bench_convert.py --duration 600       # the 10-minute memory figure
@@ -58,8 +59,8 @@ def _read_everything(path: Path) -> tuple[float, int]:
     return time.perf_counter() - start, count
 
 
-def _convert(bag: Path, output: Path, workers: int | None) -> tuple[float, float, str]:
-    """Runs the CLI in a child process -> (seconds, peak RSS MB of its processes, stdout)."""
+def _convert(bag: Path, output: Path, workers: int | None) -> tuple[float, float, float, str]:
+    """Runs the CLI in a child process -> (seconds, CPU seconds, peak RSS MB, stdout)."""
     command = [sys.executable, "-m", "rynnvla_training.convert.cli", str(bag), "-o", str(output)]
     command += ["--quiet"] + (["--workers", str(workers)] if workers else [])
     start = time.perf_counter()
@@ -67,9 +68,10 @@ def _convert(bag: Path, output: Path, workers: int | None) -> tuple[float, float
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"conversion failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = usage.ru_utime + usage.ru_stime  # all threads of all its processes
     # ru_maxrss of waited-for descendants: the largest one (KiB on Linux)
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return seconds, peak_mb, done.stdout
+    return seconds, cpu_s, usage.ru_maxrss / 1024, done.stdout
 
 
 def main() -> None:
@@ -90,9 +92,9 @@ def main() -> None:
         print(f"generated {args.duration:.0f} s recording ({bag_mb:.0f} MB) in {generate_s:.1f} s")
         read_s, messages = _read_everything(bag)
         print(f"read + deserialise {messages} messages: {read_s:.2f} s")
-        convert_s, peak_mb, stdout = _convert(bag, output, args.workers)
+        convert_s, cpu_s, peak_mb, stdout = _convert(bag, output, args.workers)
         print(stdout.strip().splitlines()[-1] if stdout.strip() else "")
-        print(f"convert: {convert_s:.2f} s, peak RSS {peak_mb:.0f} MB")
+        print(f"convert: {convert_s:.2f} s ({cpu_s:.1f} CPU s), peak RSS {peak_mb:.0f} MB")
         frames = json.loads((output / "meta/info.json").read_text())["total_frames"]
         dataset_mb = sum(p.stat().st_size for p in output.rglob("*") if p.is_file()) / 2**20
     finally:
@@ -112,6 +114,9 @@ def main() -> None:
         "realtime_factor": round(args.duration / convert_s, 2),
         "ratio_to_read": round(convert_s / read_s, 2),
         "peak_rss_mb": round(peak_mb, 1),
+        # load-independent figures: CPU time, and the speed it allows on 2 idle cores
+        "convert_cpu_s": round(cpu_s, 2),
+        "cpu_bound_realtime_factor_2_cores": round(args.duration / (cpu_s / 2), 2),
         "cpu_count": os.cpu_count(),
     }
     print(json.dumps(result))
