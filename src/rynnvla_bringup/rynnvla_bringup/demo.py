@@ -154,12 +154,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rynnvla_bringup.composed import ComposedSystemError
     from rynnvla_bringup.params import ParamsLayerError
     from rynnvla_training.evaluate.config import EvalConfigError
+    from rynnvla_training.evaluate.runner import EvalAbortedError
 
     try:
         line = run(args)
     except (DemoError, EvalConfigError, ComposedSystemError, ParamsLayerError) as exc:
         print(f"rynnvla-demo: {exc}", file=sys.stderr)
         return 2
+    except EvalAbortedError as exc:
+        print(f"rynnvla-demo: aborted: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("rynnvla-demo: interrupted", file=sys.stderr)
         return 130

@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--video-fps", type=float, default=15.0)
     parser.add_argument("--video-camera", default="front", help="camera shown in the videos")
+    parser.add_argument(
+        "--chunk-timeout",
+        type=float,
+        default=30.0,
+        help="wall seconds to wait for the policy's first chunks of an episode (default 30)",
+    )
     parser.add_argument("--robot", default="sim_arm", help="robot profile of the policy node")
     parser.add_argument(
         "--distractors", action="store_true", help="distractor objects on the table"
@@ -83,6 +89,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         video_fps=args.video_fps,
         video_camera=args.video_camera,
         robot=args.robot,
+        chunk_timeout_s=args.chunk_timeout,
         distractors=args.distractors,
         policy_overrides=dict(parse_override(p) for p in args.param),
         sim_overrides=dict(parse_override(p) for p in args.sim_param),
@@ -97,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from rynnvla_bringup.composed import ComposedSystemError
     from rynnvla_bringup.params import ParamsLayerError
-    from rynnvla_training.evaluate.runner import RESULTS_FILE, evaluate
+    from rynnvla_training.evaluate.runner import RESULTS_FILE, EvalAbortedError, evaluate
 
     try:
         config = config_from_args(args)
@@ -105,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EvalConfigError, ComposedSystemError, ParamsLayerError) as exc:
         print(f"rynnvla-eval: {exc}", file=sys.stderr)
         return 2
+    except EvalAbortedError as exc:
+        print(f"rynnvla-eval: aborted: {exc} (partial results in {args.out})", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("rynnvla-eval: interrupted", file=sys.stderr)
         return 130

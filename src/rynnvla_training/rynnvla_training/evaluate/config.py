@@ -28,6 +28,8 @@ class EvalConfig:
     timeout_s: simulated seconds an episode may take before it counts as a failure.
     real_time_factor: simulated seconds per wall second (1 = real time, as deployed).
     videos_per_task: rollout videos written for the first episodes of each task.
+    chunk_timeout_s: wall seconds to wait for the policy's first chunks of an episode; after
+        3 such broken episodes in a row the evaluation stops (EvalAbortedError).
     out_dir: where results.json and the videos go.
     policy_overrides / sim_overrides: last parameter layer of the nodes (ROS names).
     """
@@ -43,7 +45,8 @@ class EvalConfig:
     video_camera: str = "front"
     robot: str = "sim_arm"
     distractors: bool = False
-    start_timeout_s: float = 120.0
+    # Wall seconds an episode waits for the policy's first chunks before it counts as broken.
+    chunk_timeout_s: float = 30.0
     policy_overrides: Mapping[str, Any] = field(default_factory=dict)
     sim_overrides: Mapping[str, Any] = field(default_factory=dict)
     progress: bool = True
@@ -61,7 +64,7 @@ class EvalConfig:
                 raise EvalConfigError(f"episodes[{task!r}]={count!r}: expected an integer >= 1")
         _positive(self, "timeout_s")
         _positive(self, "video_fps")
-        _positive(self, "start_timeout_s")
+        _positive(self, "chunk_timeout_s")
         if not (math.isfinite(self.real_time_factor) and self.real_time_factor > 0):
             raise EvalConfigError(
                 f"real_time_factor={self.real_time_factor!r}: expected a number > 0 (the policy "

@@ -80,6 +80,7 @@ def run_episode(
     distractors: bool = False,
     record_topic: str | None = None,
     record_fps: float = 15.0,
+    chunk_timeout_s: float = 30.0,
 ) -> tuple[EpisodeResult, Rollout | None]:
     """Run one episode with `client` (a SystemClient whose executor spins elsewhere)."""
     client.enable_output(False)
@@ -98,13 +99,6 @@ def run_episode(
         client.start_recording(record_topic, record_fps)
     client.set_instruction(instruction, reset_history=True)
     after = client.last_chunk.sequence if client.last_chunk is not None else 0
-    gate_s = max(30.0, 4 * timeout_s / real_time_factor)
-    client.wait_for(
-        lambda: client.last_chunk is not None and client.last_chunk.sequence >= after + GATE_CHUNKS,
-        gate_s,
-        f"{GATE_CHUNKS} policy chunks after set_instruction",
-    )
-    client.enable_output(True)
     wall_start = time.monotonic()
     error = ""
     done = lambda: (  # noqa: E731 - a predicate read by wait_for
@@ -112,9 +106,18 @@ def run_episode(
         and (client.episode.time_to_success >= 0 or client.episode.elapsed >= timeout_s)
     )
     try:
+        client.wait_for(
+            lambda: (
+                client.last_chunk is not None and client.last_chunk.sequence >= after + GATE_CHUNKS
+            ),
+            chunk_timeout_s,
+            f"{GATE_CHUNKS} policy chunks after set_instruction",
+        )
+        client.enable_output(True)
+        wall_start = time.monotonic()
         client.wait_for(done, timeout_s / real_time_factor * 3 + 30.0, "episode end")
-    except TimeoutError as exc:  # the sim or the executor stalled: report, do not hang
-        error = str(exc)
+    except TimeoutError as exc:  # no chunks, or the sim stalled: report it, do not hang
+        error = f"{exc} ({policy_state(client)})"
     wall_s = time.monotonic() - wall_start
     client.enable_output(False)
     status = client.episode
@@ -141,6 +144,17 @@ def run_episode(
         names = tuple(chunks[0].joint_names) if chunks else ()
         rollout = Rollout(start_ns, [(f.stamp_ns, f.rgb) for f in frames], traces, names)
     return result, rollout
+
+
+def policy_state(client) -> str:
+    """The policy node's state in a few words, for error messages."""
+    status = client.policy_status
+    if status is None:
+        return "no status from /rynnvla_policy/status"
+    text = f"policy {status.lifecycle_state}/{status.control_state_label}"
+    if status.stale_streams:
+        text += f", stale inputs {list(status.stale_streams)}"
+    return text + (f", last error: {status.last_error}" if status.last_error else "")
 
 
 def _trace(chunk) -> ChunkTrace:

@@ -14,6 +14,17 @@ from rynnvla_training.evaluate.report import EvalReport
 from rynnvla_training.evaluate.video import VideoContext, render_rollout
 
 RESULTS_FILE = "results.json"
+MAX_CONSECUTIVE_ERRORS = 3
+
+
+class EvalAbortedError(RuntimeError):
+    """The evaluation stopped early; `report` holds the episodes run so far."""
+
+    def __init__(self, message: str, report: EvalReport):
+        super().__init__(message)
+        self.report = report
+
+
 VIDEO_DIR = "videos"
 
 
@@ -50,7 +61,11 @@ def evaluate(config: EvalConfig, log=print) -> EvalReport:
     with ComposedSystem(composed_config(config)) as system:
         startup_s = time.monotonic() - started
         log(f"rynnvla-eval: system up in {startup_s:.1f} s; {config.total_episodes} episodes")
-        report = run_episodes(system, config)
+        try:
+            report = run_episodes(system, config)
+        except EvalAbortedError as exc:  # keep what was measured, then report the failure
+            exc.report.write_json(config.out_dir / RESULTS_FILE)
+            raise
         report.startup_s = startup_s
     report.wall_s = time.monotonic() - started
     report.write_json(config.out_dir / RESULTS_FILE)
@@ -87,6 +102,7 @@ def run_episodes(system, config: EvalConfig) -> EvalReport:
                 distractors=config.distractors,
                 record_topic=record,
                 record_fps=config.video_fps,
+                chunk_timeout_s=config.chunk_timeout_s,
             )
             if rollout is not None and rollout.frames:
                 result.video = str(_write_video(config, result, rollout, limits))
@@ -94,8 +110,19 @@ def run_episodes(system, config: EvalConfig) -> EvalReport:
             report.episodes.append(result)
             bar.update(1)
             bar.set_postfix_str(_postfix(report))
+            _check_not_broken(report)
     bar.close()
     return report
+
+
+def _check_not_broken(report: EvalReport) -> None:
+    """Stop after MAX_CONSECUTIVE_ERRORS broken episodes: the system, not the policy, fails."""
+    last = report.episodes[-MAX_CONSECUTIVE_ERRORS:]
+    if len(last) == MAX_CONSECUTIVE_ERRORS and all(e.error for e in last):
+        raise EvalAbortedError(
+            f"{MAX_CONSECUTIVE_ERRORS} episodes in a row failed to run; the last: {last[-1].error}",
+            report,
+        )
 
 
 def _write_video(config: EvalConfig, result, rollout: Rollout, limits) -> Path:

@@ -46,3 +46,26 @@ def test_eval_refuses_an_unknown_task(eval_checkpoint, tmp_path, capsys):
     args = ["--checkpoint", str(eval_checkpoint), "--episodes", "fly=1", "--out", str(tmp_path)]
     assert main(args) == 2
     assert "unknown task ids ['fly']" in capsys.readouterr().err
+
+
+def test_eval_stops_when_the_policy_never_gets_inputs(eval_checkpoint, tmp_path):
+    from rynnvla_training.evaluate.config import EvalConfig
+    from rynnvla_training.evaluate.runner import EvalAbortedError, evaluate
+
+    config = EvalConfig(
+        checkpoint=eval_checkpoint,
+        episodes={"block_to_plate": 5},
+        out_dir=tmp_path,
+        timeout_s=3.0,
+        chunk_timeout_s=2.0,
+        videos_per_task=0,
+        progress=False,
+        # cameras nobody publishes: the policy holds (stale inputs) and never infers
+        policy_overrides={"camera_topics": ["/nowhere/front", "/nowhere/wrist"], "warmup_runs": 1},
+    )
+    with pytest.raises(EvalAbortedError, match="3 episodes in a row") as caught:
+        evaluate(config, log=lambda text: None)
+    assert "stale inputs" in str(caught.value)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert len(results["episodes"]) == 3
+    assert all("policy chunks after set_instruction" in e["error"] for e in results["episodes"])
