@@ -35,6 +35,8 @@ class Plan:
 
     times_ns: np.ndarray  # (N,) int64, strictly increasing
     positions: np.ndarray  # (N, D) float64
+    # (N, D) the velocities sent with the targets; then sampling is cubic, like the controller's
+    velocities: np.ndarray | None = None
 
     @classmethod
     def from_chunk(cls, positions: np.ndarray, obs_stamp_ns: int, step_ns: int) -> Plan:
@@ -47,20 +49,36 @@ class Plan:
         return int(self.times_ns[-1])
 
     def sample(self, times_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(positions (M, D) linearly interpolated at times, mask (M,) of times inside the plan)."""
+        """(positions (M, D) at times, mask (M,) of times inside the plan).
+
+        Cubic Hermite when the plan has velocities (what joint_trajectory_controller executes),
+        else linear; held at the ends outside the plan.
+        """
         inside = (times_ns >= self.times_ns[0]) & (times_ns <= self.times_ns[-1])
-        t = times_ns.astype(np.float64)
-        src = self.times_ns.astype(np.float64)
-        out = np.stack(
-            [np.interp(t, src, self.positions[:, j]) for j in range(self.positions.shape[1])],
-            axis=1,
-        )
-        return out, inside
+        if len(self.times_ns) == 1:
+            return np.repeat(self.positions, len(times_ns), axis=0), inside
+        src = self.times_ns
+        t = np.clip(times_ns, src[0], src[-1])
+        k = np.clip(np.searchsorted(src, t, side="right") - 1, 0, len(src) - 2)  # (M,)
+        h = ((src[k + 1] - src[k]) / NS)[:, None]  # (M, 1) segment length, s
+        u = ((t - src[k]) / NS)[:, None] / h  # (M, 1) in [0, 1]
+        p0, p1 = self.positions[k], self.positions[k + 1]  # (M, D)
+        if self.velocities is None:
+            return p0 + u * (p1 - p0), inside
+        v0, v1 = self.velocities[k], self.velocities[k + 1]
+        h00, h10 = 2 * u**3 - 3 * u**2 + 1, u**3 - 2 * u**2 + u
+        h01, h11 = -2 * u**3 + 3 * u**2, u**3 - u**2
+        return h00 * p0 + h10 * h * v0 + h01 * p1 + h11 * h * v1, inside
 
 
 # ---------------------------------------------------------------------------- overlap policies
 class OverlapMerger:
-    """Combines each new chunk with what is being executed, per the overlap policy."""
+    """Combines each new chunk with what is being executed, per the overlap policy.
+
+    blend and ensemble hand over from the plan being executed continuously: at the time of
+    the switch the merged plan equals the executing one, and the new chunk (or the ensemble)
+    takes over linearly within `blend_steps` steps from then. Targets already due never jump.
+    """
 
     def __init__(self, policy: str, blend_steps: int = 5, ensemble_decay: float = 0.01):
         if policy not in ("latest", "blend", "ensemble"):
@@ -68,7 +86,7 @@ class OverlapMerger:
         self.policy = policy
         self.blend_steps = blend_steps
         self.ensemble_decay = ensemble_decay
-        self._executing: Plan | None = None  # last plan handed out (blend reference)
+        self._executing: Plan | None = None  # last plan handed out (with its velocities)
         self._history: deque[Plan] = deque()  # chunks still covering future time (ensemble)
 
     def reset(self) -> None:
@@ -78,27 +96,24 @@ class OverlapMerger:
 
     def merge(self, chunk: Plan, now_ns: int) -> Plan:
         """The plan to execute from the new chunk (its time axis) and the remembered ones."""
-        if self.policy == "blend":
-            merged = self._blend(chunk)
-        elif self.policy == "ensemble":
-            merged = self._ensemble(chunk, now_ns)
-        else:
-            merged = chunk
-        return merged
+        if self.policy == "latest":
+            return chunk
+        target = self._ensemble(chunk, now_ns) if self.policy == "ensemble" else chunk
+        return self._hand_over(target, now_ns)
 
     def commit(self, plan: Plan) -> None:
-        """Record the plan actually sent (after safety), the reference for the next blend."""
+        """Record the plan actually sent (after safety, with its velocities)."""
         self._executing = plan
 
-    def _blend(self, chunk: Plan) -> Plan:
-        if self._executing is None or self.blend_steps == 0:
-            return chunk
-        old, inside = self._executing.sample(chunk.times_ns)
-        ramp = np.ones(len(chunk.times_ns))
-        n = min(self.blend_steps, len(ramp))
-        ramp[:n] = np.arange(1, n + 1) / (self.blend_steps + 1)
+    def _hand_over(self, target: Plan, now_ns: int) -> Plan:
+        """From the executing plan at now_ns to `target` within blend_steps steps."""
+        if self._executing is None or self.blend_steps == 0 or len(target.times_ns) < 2:
+            return target
+        old, inside = self._executing.sample(target.times_ns)
+        span_ns = self.blend_steps * int(target.times_ns[1] - target.times_ns[0])
+        ramp = np.clip((target.times_ns - now_ns) / span_ns, 0.0, 1.0)  # (T,) 0 = executing
         w_new = np.where(inside, ramp, 1.0)[:, None]  # (T, 1)
-        return Plan(chunk.times_ns, w_new * chunk.positions + (1.0 - w_new) * old)
+        return Plan(target.times_ns, w_new * target.positions + (1.0 - w_new) * old)
 
     def _ensemble(self, chunk: Plan, now_ns: int) -> Plan:
         while self._history and self._history[0].end_ns < now_ns:

@@ -25,6 +25,7 @@ from rynnvla_policy.node.chunks import (
     OverlapMerger,
     Plan,
     TrajectoryData,
+    finite_difference_velocities,
     hold_points,
     trajectory_points,
 )
@@ -129,7 +130,9 @@ class ChunkController:
                 self.counters.rejected_chunks += 1
                 self.last_error = f"chunk dropped: {exc}"
                 return ChunkOutcome(None, None, str(exc))
-            self.merger.commit(plan)
+            self.merger.commit(
+                Plan(plan.times_ns, plan.positions, finite_difference_velocities(plan, False))
+            )
             self.state = ControlState.RUNNING
             if not self.output_enabled:
                 return ChunkOutcome(None, plan)

@@ -91,15 +91,30 @@ def test_latest_policy_uses_the_new_chunk():
     np.testing.assert_array_equal(merger.merge(second, T0 + 10 * STEP).positions, np.ones((20, 2)))
 
 
-def test_blend_ramps_from_executing_plan_to_new_chunk():
+def test_blend_hands_over_continuously_from_the_switch_time():
     merger = OverlapMerger("blend", blend_steps=4)
     first = Plan.from_chunk(np.zeros((20, 2)), T0, STEP)
     merger.commit(merger.merge(first, T0))
     second = Plan.from_chunk(np.ones((20, 2)), T0 + 10 * STEP, STEP)
-    merged = merger.merge(second, T0 + 10 * STEP)
-    # overlap covers the first 10 new steps; the ramp is 1/5 .. 4/5 then 1
-    np.testing.assert_allclose(merged.positions[:6, 0], [0.2, 0.4, 0.6, 0.8, 1.0, 1.0])
+    now = T0 + 11 * STEP + STEP // 2  # 1.5 steps of latency: the first target is due
+    merged = merger.merge(second, now)
+    # weight of the new chunk: 0 until now, then linear to 1 over 4 steps
+    expected = np.clip((second.times_ns - now) / (4 * STEP), 0, 1)
+    np.testing.assert_allclose(merged.positions[:, 0], expected, atol=1e-9)
+    assert merged.positions[0, 0] == 0.0 and merged.positions[6, 0] == 1.0
     np.testing.assert_array_equal(merged.times_ns, second.times_ns)
+
+
+def test_hand_over_follows_the_executed_cubic_not_the_chord():
+    times = T0 + np.arange(1, 4) * STEP
+    executing = Plan(times, np.array([[0.0], [1.0], [0.0]]), np.array([[0.0], [0.0], [0.0]]))
+    at = np.array([T0 + STEP + STEP // 2])
+    cubic, inside = executing.sample(at)
+    assert inside.all() and cubic[0, 0] == pytest.approx(0.5, abs=1e-6)
+    quarter = np.array([T0 + STEP + STEP // 4])
+    assert executing.sample(quarter)[0][0, 0] == pytest.approx(0.15625, abs=1e-6)  # h01(0.25)
+    linear = Plan(times, executing.positions)
+    assert linear.sample(quarter)[0][0, 0] == pytest.approx(0.25, abs=1e-6)
 
 
 def test_blend_without_overlap_is_the_new_chunk():
@@ -146,3 +161,14 @@ def test_hold_is_one_point_with_zero_velocity():
     assert data.stamp_ns == 0  # start on arrival: a late hold never ends in the past
     assert data.time_from_start_ns.tolist() == [STEP]
     assert data.velocities.tolist() == [[0.0, 0.0]]
+
+
+def test_ensemble_is_handed_over_to_from_the_executing_plan():
+    merger = OverlapMerger("ensemble", blend_steps=4, ensemble_decay=0.0)
+    first = Plan.from_chunk(np.zeros((20, 1)), T0, STEP)
+    merger.commit(merger.merge(first, T0))
+    now = T0 + 11 * STEP
+    merged = merger.merge(Plan.from_chunk(np.ones((20, 1)), T0 + 10 * STEP, STEP), now)
+    assert merged.positions[0, 0] == 0.0  # at the switch: still the executing plan
+    np.testing.assert_allclose(merged.positions[4:10, 0], 0.5)  # then the ensemble (0 + 1) / 2
+    np.testing.assert_allclose(merged.positions[10:, 0], 1.0)  # only the new chunk covers these

