@@ -78,7 +78,8 @@ class PolicyNodeParams:
     inference_rate_hz: float = 0.0
 
     overlap_policy: str = "blend"
-    # blend: the new chunk's weight ramps linearly to 1 over this many overlapping steps.
+    # blend / ensemble: steps over which the new chunk (or the ensemble) takes over from the
+    # plan being executed, starting at the switch (0 = replace at once, like latest).
     blend_steps: int = 5
     # ensemble: weight of a chunk = exp(-decay * age_rank), rank 0 = oldest (ACT's convention:
     # positive favours older predictions, negative favours newer ones).
