@@ -26,8 +26,9 @@ joint_trajectory_controller semantics), the policy node, and this probe.
    the arm from rest: counted as a restart, not a switch.
 
 Prints a table, then ONE JSON line with e2e_p50_ms, e2e_p99_ms, overhead_p50_ms,
-velocity_jump_ratio (naive / shipped overlap policy, measured on the arm),
-velocity_jump_ratio_command (the same on the controller's command), and more.
+velocity_jump_ratio (naive / shipped overlap policy, largest jump of the controller's command),
+velocity_jump_ratio_arm (the same on the measured joint velocities; bounded by their noise:
+arm_jump_between_switches is the same measure where no switch happens), and more.
 Targets: e2e p50 <= 50 ms, p99 <= 100 ms; overhead p50 <= 5 ms; jump ratio >= 3.
 """
 
@@ -592,8 +593,9 @@ def report(results: dict, args, workdir: Path) -> None:
             summary[f"jump_{name}"] = round(row["jump_max"], 4)
             summary[f"command_jump_{name}"] = round(row["command_jump_max"], 4)
         shipped = rows[SHIPPED_POLICY]
-        summary["velocity_jump_ratio"] = round(naive / shipped["jump_max"], 3)
-        summary["velocity_jump_ratio_command"] = round(naive_cmd / shipped["command_jump_max"], 3)
+        summary["velocity_jump_ratio"] = round(naive_cmd / shipped["command_jump_max"], 3)
+        summary["velocity_jump_ratio_arm"] = round(naive / shipped["jump_max"], 3)
+        summary["arm_jump_between_switches"] = round(shipped["floor_max"], 4)
         summary["velocity_jump_ratio_policy"] = SHIPPED_POLICY
     print(json.dumps(summary))
 

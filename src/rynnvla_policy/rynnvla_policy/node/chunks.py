@@ -94,24 +94,28 @@ class OverlapMerger:
         self._executing = None
         self._history.clear()
 
-    def merge(self, chunk: Plan, now_ns: int) -> Plan:
-        """The plan to execute from the new chunk (its time axis) and the remembered ones."""
+    def merge(self, chunk: Plan, now_ns: int, lead_ns: int = 0) -> Plan:
+        """The plan to execute from the new chunk (its time axis) and the remembered ones.
+
+        lead_ns: delivery margin; the hand-over starts at now + lead_ns, so a trajectory that
+        reaches the controller up to lead_ns late still starts exactly on the executing plan.
+        """
         if self.policy == "latest":
             return chunk
         target = self._ensemble(chunk, now_ns) if self.policy == "ensemble" else chunk
-        return self._hand_over(target, now_ns)
+        return self._hand_over(target, now_ns + lead_ns)
 
     def commit(self, plan: Plan) -> None:
         """Record the plan actually sent (after safety, with its velocities)."""
         self._executing = plan
 
-    def _hand_over(self, target: Plan, now_ns: int) -> Plan:
-        """From the executing plan at now_ns to `target` within blend_steps steps."""
+    def _hand_over(self, target: Plan, start_ns: int) -> Plan:
+        """From the executing plan at start_ns to `target` within blend_steps steps."""
         if self._executing is None or self.blend_steps == 0 or len(target.times_ns) < 2:
             return target
         old, inside = self._executing.sample(target.times_ns)
         span_ns = self.blend_steps * int(target.times_ns[1] - target.times_ns[0])
-        ramp = np.clip((target.times_ns - now_ns) / span_ns, 0.0, 1.0)  # (T,) 0 = executing
+        ramp = np.clip((target.times_ns - start_ns) / span_ns, 0.0, 1.0)  # (T,) 0 = executing
         w_new = np.where(inside, ramp, 1.0)[:, None]  # (T, 1)
         return Plan(target.times_ns, w_new * target.positions + (1.0 - w_new) * old)
 

@@ -145,7 +145,8 @@ class ChunkController:
         self, clipped: np.ndarray, obs_stamp_ns: int, state: np.ndarray, now_ns: int
     ) -> Plan:
         step_ns = round(self.step_s * NS)
-        merged = self.merger.merge(Plan.from_chunk(clipped, obs_stamp_ns, step_ns), now_ns)
+        # one step of delivery margin, as for expiry: the hand-over starts after arrival
+        merged = self.merger.merge(Plan.from_chunk(clipped, obs_stamp_ns, step_ns), now_ns, step_ns)
         limited, velocity_clips = limit_velocity(merged.positions, state, self.step_s, self.limits)
         self.counters.velocity_clips += velocity_clips
         return Plan(merged.times_ns, limited)

@@ -172,3 +172,12 @@ def test_ensemble_is_handed_over_to_from_the_executing_plan():
     assert merged.positions[0, 0] == 0.0  # at the switch: still the executing plan
     np.testing.assert_allclose(merged.positions[4:10, 0], 0.5)  # then the ensemble (0 + 1) / 2
     np.testing.assert_allclose(merged.positions[10:, 0], 1.0)  # only the new chunk covers these
+
+
+def test_hand_over_waits_for_the_delivery_lead():
+    merger = OverlapMerger("blend", blend_steps=4)
+    merger.commit(Plan.from_chunk(np.zeros((20, 1)), T0, STEP))
+    now = T0 + 11 * STEP
+    merged = merger.merge(Plan.from_chunk(np.ones((20, 1)), T0 + 10 * STEP, STEP), now, STEP)
+    assert merged.positions[1, 0] == 0.0  # T0 + 12 steps = now + lead: still executing plan
+    np.testing.assert_allclose(merged.positions[2:7, 0], [0.25, 0.5, 0.75, 1.0, 1.0])
