@@ -31,6 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from tqdm import tqdm
+
 from rynnvla_policy.core import (
     Checkpoint,
     Observation,
@@ -44,8 +47,6 @@ from rynnvla_policy.core.action_vae import ActionVAE, get_action_vae_preset
 from rynnvla_policy.core.image_tokenizer import ImageTokenizer
 from rynnvla_policy.core.testing import SIM_INSTRUCTIONS, make_tiny_checkpoint, random_statistics
 from rynnvla_policy.core.text_tokenizer import TextTokenizer
-from tokenizers import Tokenizer, models, pre_tokenizers
-from tqdm import tqdm
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
 from rynnvla_policy.conversions import make_header, ns_to_stamp
 
 

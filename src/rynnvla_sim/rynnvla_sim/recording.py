@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from rynnvla_policy.conversions import rgb_to_compressed_image, rgb_to_image
 
+from rynnvla_policy.conversions import rgb_to_compressed_image, rgb_to_image
 from rynnvla_sim.bags import (
     LATCHED_QOS,
     RELIABLE_QOS,

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
+
 from rynnvla_policy.conversions import image_to_rgb, stamp_to_ns
 from rynnvla_sim.collect import SUMMARY, CollectConfig, collect, main
 from rynnvla_sim.env import ArmSimEnv, SimConfig

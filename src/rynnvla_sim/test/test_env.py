@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from rynnvla_sim.env import JOINT_NAMES, TASKS, ArmSimEnv, SimConfig
 
 

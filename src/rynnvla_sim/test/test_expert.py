@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from rynnvla_sim.env import ArmSimEnv
 from rynnvla_sim.expert import ScriptedExpert, evaluate_expert, run_expert_episode
 from rynnvla_sim.ik import ArmIK

@@ -8,10 +8,10 @@ import av
 import mujoco
 import numpy as np
 import pytest
-from rynnvla_sim.hand import HandPoser, build_hand_scene
-from rynnvla_sim.human_videos import main
 
 from rynnvla_sim import hand_clips
+from rynnvla_sim.hand import HandPoser, build_hand_scene
+from rynnvla_sim.human_videos import main
 
 
 def _manifest(out):

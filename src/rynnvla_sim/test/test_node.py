@@ -14,16 +14,16 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
-from rynnvla_policy.conversions import image_to_rgb, stamp_to_ns  # noqa: E402
-from rynnvla_sim.messages import joint_trajectory  # noqa: E402
-from rynnvla_sim.node.params import SimNodeParams, SimParamsError  # noqa: E402
-from rynnvla_sim.node.sim_node import RELIABLE_LATCHED, SimNode  # noqa: E402
-from rynnvla_sim.tasks import TASKS  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image, JointState  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 from rynnvla_msgs.msg import EpisodeStatus  # noqa: E402
 from rynnvla_msgs.srv import ResetEpisode  # noqa: E402
+from rynnvla_policy.conversions import image_to_rgb, stamp_to_ns  # noqa: E402
+from rynnvla_sim.messages import joint_trajectory  # noqa: E402
+from rynnvla_sim.node.params import SimNodeParams, SimParamsError  # noqa: E402
+from rynnvla_sim.node.sim_node import RELIABLE_LATCHED, SimNode  # noqa: E402
+from rynnvla_sim.tasks import TASKS  # noqa: E402
 
 pytestmark = pytest.mark.ros
 MS = 1_000_000

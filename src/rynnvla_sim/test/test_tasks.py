@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 import pytest
+
+from rynnvla_sim import tasks
 from rynnvla_sim.env import ArmSimEnv
 from rynnvla_sim.expert import ScriptedExpert
 from rynnvla_sim.scenes.table import scene_objects
-
-from rynnvla_sim import tasks
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
+
 from rynnvla_sim.messages import joint_trajectory
 from rynnvla_sim.trajectory import (
     NS_PER_S,

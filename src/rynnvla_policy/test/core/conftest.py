@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from rynnvla_policy.core import Observation
 from rynnvla_policy.core.testing import make_tiny_checkpoint
 

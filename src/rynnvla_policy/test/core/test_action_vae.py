@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+
 from rynnvla_policy.core.action_vae import (
     ACTION_VAE_PRESETS,
     ActionVAE,

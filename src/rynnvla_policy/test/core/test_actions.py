@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from rynnvla_policy.core.actions import (
     MIN_SCALE,
     ActionNormalizer,

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
+
 from rynnvla_policy.core import Checkpoint, RynnVLAModel
 from rynnvla_policy.core.batching import RobotSample, StageBatcher, TrajectorySample, VideoSample
 from rynnvla_policy.core.modeling import IGNORE_INDEX
-from safetensors.torch import load_file, save_file
 
 
 @pytest.fixture(scope="module")

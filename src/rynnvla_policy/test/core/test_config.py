@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rynnvla_policy.core import (
     BackboneConfig,
     ConfigError,

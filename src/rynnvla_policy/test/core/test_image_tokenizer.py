@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from rynnvla_policy.core import get_preset
 from rynnvla_policy.core.image_tokenizer import (
     ImageTokenizer,

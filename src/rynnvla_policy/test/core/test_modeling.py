@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from rynnvla_policy.core import RynnVLAModel, TokenBookkeepingError, get_preset
 from rynnvla_policy.core.modeling import IGNORE_INDEX
 

@@ -9,6 +9,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
+
 from rynnvla_policy.core import Checkpoint, CheckpointError, PolicyRunner
 from rynnvla_policy.core.published import (
     assemble_checkpoint,
@@ -17,7 +19,6 @@ from rynnvla_policy.core.published import (
     save_chameleon_vqgan,
     save_published_model,
 )
-from safetensors.torch import load_file, save_file
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from rynnvla_policy.core import LossConfig, TokenBookkeepingError, get_preset
 from rynnvla_policy.core.modeling import IGNORE_INDEX
 from rynnvla_policy.core.sequence import (

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from tokenizers import Tokenizer, models
+
 from rynnvla_policy.core import get_preset
 from rynnvla_policy.core.text_tokenizer import (
     TextTokenizer,
@@ -12,7 +14,6 @@ from rynnvla_policy.core.text_tokenizer import (
     image_code_from_name,
     image_code_token_name,
 )
-from tokenizers import Tokenizer, models
 
 TINY = get_preset("tiny")
 LAYOUT = TINY.model.tokens

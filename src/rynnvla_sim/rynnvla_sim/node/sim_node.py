@@ -30,12 +30,12 @@ from rclpy.qos import (
     qos_profile_sensor_data,
 )
 from rosgraph_msgs.msg import Clock
-from rynnvla_policy.conversions import ns_to_stamp, rgb_to_compressed_image, rgb_to_image
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from rynnvla_msgs.msg import EpisodeStatus
 from rynnvla_msgs.srv import ResetEpisode
+from rynnvla_policy.conversions import ns_to_stamp, rgb_to_compressed_image, rgb_to_image
 from rynnvla_sim.config import SimConfig
 from rynnvla_sim.env import ArmSimEnv
 from rynnvla_sim.messages import joint_state
