@@ -3,7 +3,8 @@
 
     rynnvla-sim-collect (all tasks)  scripted-expert demonstrations, rosbag2 MCAP
  -> rynnvla-convert                  LeRobot v3 dataset + statistics
- -> rynnvla-train vqgan              image tokenizer (tiny preset) on the robot frames
+ -> rynnvla-train vqgan              image tokenizer on the robot frames (--image-tokenizer vqgan;
+                                     the default fits a k-means codebook inside stage 3 instead)
  -> rynnvla-train vae                ActionVAE on the action chunks
  -> rynnvla-train stage3             the VLA (tiny preset), a PolicyRunner checkpoint
  -> rynnvla-eval                     closed loop through the sim node + policy node
@@ -38,6 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIP_DIR = ROOT / "src" / "rynnvla_bringup" / "checkpoints" / "sim_policy"
 SHIP_LIMIT_MB = 30.0
 TRAIN_STAGES = ("vqgan", "vae", "stage3")
+# The shipped sim policy's recipe (fits the 60-minute CPU budget); the configs' own step counts
+# are for longer runs.
+DEFAULT_STEPS = "vae=800,stage3=3000"
 EVAL_EPISODES = "block_to_plate=50,strawberry_to_bowl=5,pen_to_holder=5"
 QUICK = {  # --quick: a wiring check in a few minutes, not a usable policy
     "demos": 2,
@@ -56,6 +60,7 @@ class Pipeline:
     out: Path
     demos: int
     steps: dict[str, int]
+    image_tokenizer: str  # "kmeans" (codebook fitted in stage 3) or "vqgan" (trained stage)
     eval_episodes: str
     eval_timeout: float
     workers: int
@@ -144,6 +149,12 @@ class Pipeline:
         cmd = ["rynnvla-train", stage, "--config", str(shipped_config(stage))]
         self.run(stage, [*cmd, "--config", str(run_config)])
 
+    @property
+    def train_stages(self) -> tuple[str, ...]:
+        if self.image_tokenizer == "vqgan":
+            return TRAIN_STAGES
+        return tuple(stage for stage in TRAIN_STAGES if stage != "vqgan")
+
     def stage_overrides(self, stage: str) -> dict:
         """This run's paths (and step count) on top of the shipped tiny config."""
         data: dict = {"lerobot_roots": [str(self.dataset)]}
@@ -151,10 +162,9 @@ class Pipeline:
         if stage == "vqgan":
             data["manifests"] = []  # robot frames only: no human videos in this pipeline
         if stage == "stage3":
-            overrides["model"] = {
-                "image_tokenizer": str(self.stage_dir("vqgan") / "final"),
-                "action_vae": str(self.stage_dir("vae") / "final"),
-            }
+            overrides["model"] = {"action_vae": str(self.stage_dir("vae") / "final")}
+            if self.image_tokenizer == "vqgan":
+                overrides["model"]["image_tokenizer"] = str(self.stage_dir("vqgan") / "final")
         if self.steps.get(stage):
             overrides["loop"] = {"max_steps": self.steps[stage]}
         return overrides
@@ -233,7 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="skip steps already done in --out")
     parser.add_argument("--demos", type=int, default=40, help="demonstrations per task (40)")
     parser.add_argument(
-        "--steps", default="", help="training steps, e.g. vae=800,stage3=1500 (default: configs)"
+        "--steps",
+        default=DEFAULT_STEPS,
+        help=f"training steps per stage, e.g. vae=800,stage3=1500 ({DEFAULT_STEPS}; '' = configs)",
+    )
+    parser.add_argument(
+        "--image-tokenizer",
+        choices=("kmeans", "vqgan"),
+        default="kmeans",
+        help="kmeans: codebook fitted on training frames in stage 3 (default: its codes kept "
+        "more of the scene than a briefly trained VQGAN in our runs); vqgan: train it first",
     )
     parser.add_argument("--eval-episodes", default=EVAL_EPISODES, help=f"({EVAL_EPISODES})")
     parser.add_argument("--eval-timeout", type=float, default=25.0, help="sim s per episode")
@@ -258,6 +277,7 @@ def pipeline_from_args(args: argparse.Namespace) -> Pipeline:
         out=out,
         demos=args.demos,
         steps=steps,
+        image_tokenizer=args.image_tokenizer,
         eval_episodes=args.eval_episodes,
         eval_timeout=args.eval_timeout,
         workers=args.workers,
@@ -281,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.out.mkdir(parents=True, exist_ok=True)
         pipeline.collect()
         pipeline.convert()
-        for stage in TRAIN_STAGES:
+        for stage in pipeline.train_stages:
             pipeline.train(stage)
         result = pipeline.evaluate()
         shipped = None

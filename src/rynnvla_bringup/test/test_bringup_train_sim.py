@@ -45,9 +45,28 @@ def test_stage_configs_are_accepted_by_the_trainer(train_sim, pipeline, tmp_path
         assert config.loop.max_steps == 7
     if stage == "stage3":
         assert Path(config.model.action_vae) == pipeline.stage_dir("vae") / "final"
-        assert Path(config.model.image_tokenizer) == pipeline.stage_dir("vqgan") / "final"
+        assert not config.model.image_tokenizer  # default: k-means codebook fitted in stage 3
     if stage == "vqgan":
         assert list(config.data.manifests) == []
+
+
+def test_vqgan_tokenizer_mode_trains_vqgan_and_feeds_it_to_stage3(train_sim, tmp_path):
+    from rynnvla_training.train.stages import resolve_config
+
+    args = train_sim.build_parser().parse_args(
+        ["--out", str(tmp_path / "run"), "--image-tokenizer", "vqgan"]
+    )
+    pipeline = train_sim.pipeline_from_args(args)
+    assert pipeline.train_stages == ("vqgan", "vae", "stage3")
+    run_config = tmp_path / "stage3.yaml"
+    run_config.write_text(yaml.safe_dump(pipeline.stage_overrides("stage3")))
+    config = resolve_config("stage3", None, [train_sim.shipped_config("stage3"), run_config])
+    assert Path(config.model.image_tokenizer) == pipeline.stage_dir("vqgan") / "final"
+    assert config.loop.max_steps == 3000  # the shipped recipe's default step count
+
+
+def test_default_pipeline_skips_the_vqgan_stage(pipeline):
+    assert pipeline.train_stages == ("vae", "stage3")
 
 
 def test_commands_use_real_options(train_sim, pipeline, monkeypatch):
