@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +153,11 @@ class ComposedSystem:
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.signals import SignalHandlerOptions
 
+        # Import the model stack (torch, transformers) before any thread runs: the policy's
+        # configure would otherwise import it while the sim's threads and the executor compete
+        # for the GIL (seen: minutes instead of seconds).
+        import rynnvla_policy.core.runner  # noqa: F401
+
         self.context = rclpy.context.Context()
         # No rclpy signal handlers: the caller owns Ctrl-C and still gets a clean hold.
         rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
@@ -218,6 +224,11 @@ class ComposedSystem:
         with contextlib.suppress(ExternalShutdownException):
             while not self._stop_spinning.is_set() and self.context.ok():
                 self.executor.spin_once(timeout_sec=0.1)
+                # rclpy's MultiThreadedExecutor returns at once, without waiting, while a ready
+                # entity's mutually exclusive group is busy: unpaused, this loop holds the GIL
+                # and starves the sim's physics thread and the inference thread (seen: the sim
+                # at a fraction of real time). 0.5 ms bounds the extra dispatch latency.
+                time.sleep(0.0005)
 
     def _stop_executor(self) -> None:
         """Stop spinning, let running callbacks finish, then shut the executor down.

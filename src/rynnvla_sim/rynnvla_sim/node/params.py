@@ -49,6 +49,9 @@ class SimNodeParams:
     real_time_factor: float = 1.0
     # Publish /clock (sim time) for nodes with use_sim_time. Always on when real_time_factor != 1.
     publish_clock: bool = False
+    # How often /clock goes out (sim time). Every physics tick (500 Hz) would wake every
+    # subscribed executor 500 times a second, which starves Python threads of the GIL.
+    clock_rate_hz: float = 100.0
     # ros2_control update rate: the trajectory is sampled and the actuators commanded this often.
     control_rate_hz: float = 500.0
     joint_state_rate_hz: float = 100.0
@@ -114,7 +117,13 @@ def _validate(p: SimNodeParams) -> list[str]:
     def bad(name: str, reason: str) -> None:
         problems.append(f"{name}={getattr(p, name)!r}: {reason}")
 
-    for name in ("control_rate_hz", "joint_state_rate_hz", "status_rate_hz", "camera_rate_hz"):
+    for name in (
+        "control_rate_hz",
+        "joint_state_rate_hz",
+        "status_rate_hz",
+        "camera_rate_hz",
+        "clock_rate_hz",
+    ):
         value = getattr(p, name)
         if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
             bad(name, "must be a finite number > 0")
@@ -123,10 +132,10 @@ def _validate(p: SimNodeParams) -> list[str]:
         bad("real_time_factor", "must be >= 0 (0 = as fast as possible)")
     rates_ok = all(
         isinstance(getattr(p, n), int | float) and getattr(p, n) > 0
-        for n in ("control_rate_hz", "joint_state_rate_hz", "camera_rate_hz")
+        for n in ("control_rate_hz", "joint_state_rate_hz", "camera_rate_hz", "clock_rate_hz")
     )
     if rates_ok:
-        for name in ("joint_state_rate_hz", "camera_rate_hz"):
+        for name in ("joint_state_rate_hz", "camera_rate_hz", "clock_rate_hz"):
             if getattr(p, name) > p.control_rate_hz:
                 bad(name, f"must not exceed control_rate_hz ({p.control_rate_hz})")
     if len(p.joint_names) != 6 or len(set(p.joint_names)) != 6 or not all(p.joint_names):

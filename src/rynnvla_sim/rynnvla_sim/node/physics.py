@@ -28,7 +28,7 @@ class PhysicsCallbacks:
     """Where the physics thread sends what it produces (all called outside the state lock)."""
 
     joint_state: Callable[[int, np.ndarray, np.ndarray], None]  # stamp_ns, q (6,), qd (6,)
-    clock: Callable[[int], None] | None  # stamp_ns, every tick
+    clock: Callable[[int], None] | None  # stamp_ns, at clock_rate_hz
     capture: Callable[[int, np.ndarray], None]  # stamp_ns, qpos snapshot
     error: Callable[[BaseException], None]
     overrun: Callable[[float], None] | None = None  # seconds behind when giving up catching up
@@ -46,6 +46,7 @@ class PhysicsLoop:
         real_time_factor: float,
         joint_state_rate_hz: float,
         camera_rate_hz: float,
+        clock_rate_hz: float = 100.0,
     ):
         self.arm = arm
         self.lock = lock
@@ -53,6 +54,7 @@ class PhysicsLoop:
         self.real_time_factor = float(real_time_factor)
         self.joint_states = PeriodicSchedule(joint_state_rate_hz, arm.now_ns)
         self.cameras = PeriodicSchedule(camera_rate_hz, arm.now_ns)
+        self.clock_ticks = PeriodicSchedule(clock_rate_hz, arm.now_ns)
         self.overruns = 0  # times the sim fell more than MAX_LAG_S behind and resynchronised
         self.ticks = 0
         self._stop = threading.Event()
@@ -65,6 +67,7 @@ class PhysicsLoop:
                 self.arm.rebase_clock(epoch_ns)
                 self.joint_states.restart(epoch_ns)
                 self.cameras.restart(epoch_ns)
+                self.clock_ticks.restart(epoch_ns)
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -90,10 +93,11 @@ class PhysicsLoop:
                 now = self.arm.now_ns
                 js_due = self.joint_states.due(now)
                 cam_due = self.cameras.due(now)
+                clock_due = self.clock_ticks.due(now)
                 q, qd = self.arm.state() if js_due else (None, None)
                 qpos = self.arm.env.data.qpos.copy() if cam_due else None
             self.ticks += 1
-            if self.callbacks.clock is not None:
+            if clock_due and self.callbacks.clock is not None:
                 self.callbacks.clock(now)
             if js_due:
                 self.callbacks.joint_state(now, q, qd)

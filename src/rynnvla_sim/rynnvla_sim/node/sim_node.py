@@ -120,6 +120,7 @@ class SimNode(Node):
             real_time_factor=p.real_time_factor,
             joint_state_rate_hz=p.joint_state_rate_hz,
             camera_rate_hz=p.camera_rate_hz,
+            clock_rate_hz=p.clock_rate_hz,
         )
 
     # ---- lifecycle ---------------------------------------------------------------------------
