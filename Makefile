@@ -9,8 +9,14 @@ setup:
 	@scripts/setup.sh
 
 ## The test suite: tests/ and every package's test/ folder (conftest applies the DDS rules).
+## One pytest process per folder, like `colcon test` runs each package: a thread a test leaves
+## behind in one package (DDS, inference, physics) cannot starve the timing-sensitive tests of
+## another. pytest's "no tests collected" (exit 5) fails the target like any failure.
+TEST_DIRS := tests $(wildcard src/*/test)
 test: setup
-	@$(RUN) python -m pytest $(PYTEST_ARGS)
+	@set -e; for dir in $(TEST_DIRS); do \
+		echo "== pytest $$dir"; $(RUN) python -m pytest $(PYTEST_ARGS) $$dir; \
+	done
 
 lint: setup
 	@$(RUN) ruff check .
