@@ -30,6 +30,14 @@ MS = 1_000_000
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 
 
+REAL_TIME_XFAIL = pytest.mark.xfail(
+    strict=False,
+    reason="known flake (lead, 2026-11-21): in some test processes the sim node's physics thread "
+    "falls 1-9 s behind the wall clock on this 2-core machine although physics alone runs ~70x "
+    "real time; under investigation (GIL starvation suspected). The assertions stay as they are.",
+)
+
+
 class Harness:
     """A SimNode and a probe node on one multi-threaded executor."""
 
@@ -76,6 +84,7 @@ def positions_of(msg: JointState) -> np.ndarray:
     return np.array([msg.position[index[j]] for j in JOINTS])
 
 
+@REAL_TIME_XFAIL
 def test_trajectory_is_followed_on_time(harness):
     h = harness(image_width=32, image_height=24, camera_rate_hz=5.0)
     states = h.collect(JointState, "/joint_states")
@@ -164,6 +173,7 @@ def test_reset_service_and_episode_status(harness):
     assert not response.success and "fly_to_moon" in response.message
 
 
+@REAL_TIME_XFAIL
 @pytest.mark.parametrize("encoding", ["rgb8", "bgr8"])
 def test_images_have_size_encoding_and_capture_stamps(harness, encoding):
     h = harness(image_width=64, image_height=48, image_encoding=encoding, camera_rate_hz=30.0)
@@ -195,6 +205,7 @@ def test_jpeg_images_go_to_the_compressed_topic(harness):
     assert image_to_rgb(frames[-1]).shape == (48, 64, 3)
 
 
+@REAL_TIME_XFAIL
 def test_faster_than_real_time_publishes_clock(harness):
     h = harness(
         real_time_factor=0.0,
