@@ -15,12 +15,13 @@ arrive the policy holds the arm, its inputs being stale).
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
+from launch.actions import IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, ThisLaunchFileDir
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from rynnvla_bringup.launch_helpers import declare_arguments
 from rynnvla_bringup.params import controllers_path, parse_bool, policy_layers, read_yaml
 from rynnvla_bringup.robot_description import (
     HARDWARE_CHOICES,
@@ -174,10 +175,10 @@ def _policy(context):
 
 
 def generate_launch_description() -> LaunchDescription:
-    declared = [
-        DeclareLaunchArgument(name, default_value=default, description=text)
-        for name, default, text in ARGUMENTS
-    ]
     return LaunchDescription(
-        [*declared, OpaqueFunction(function=_arm), OpaqueFunction(function=_policy)]
+        [
+            *declare_arguments(ARGUMENTS),
+            OpaqueFunction(function=_arm),
+            OpaqueFunction(function=_policy),
+        ]
     )

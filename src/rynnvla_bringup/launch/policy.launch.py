@@ -9,10 +9,11 @@ empty. Hardware profiles start in dry run (output_enabled false): enable with
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
 
+from rynnvla_bringup.launch_helpers import declare_arguments
 from rynnvla_bringup.params import POLICY_NODE, policy_layers, policy_overrides_from_args
 
 ARGUMENTS = (
@@ -70,10 +71,4 @@ def _policy_node(context):
 
 
 def generate_launch_description() -> LaunchDescription:
-    declared = [
-        DeclareLaunchArgument(name, description=text)
-        if default is None
-        else DeclareLaunchArgument(name, default_value=default, description=text)
-        for name, default, text in ARGUMENTS
-    ]
-    return LaunchDescription([*declared, OpaqueFunction(function=_policy_node)])
+    return LaunchDescription([*declare_arguments(ARGUMENTS), OpaqueFunction(function=_policy_node)])

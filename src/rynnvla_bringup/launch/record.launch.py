@@ -9,9 +9,10 @@ needs and nothing else is recorded. Stop with Ctrl-C; convert with
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, LogInfo, OpaqueFunction
+from launch.actions import ExecuteProcess, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
+from rynnvla_bringup.launch_helpers import declare_arguments
 from rynnvla_bringup.recording import STORAGE, converter_topics, record_command
 
 ARGUMENTS = (
@@ -43,8 +44,4 @@ def _recorder(context):
 
 
 def generate_launch_description() -> LaunchDescription:
-    declared = [
-        DeclareLaunchArgument(name, default_value=default, description=text)
-        for name, default, text in ARGUMENTS
-    ]
-    return LaunchDescription([*declared, OpaqueFunction(function=_recorder)])
+    return LaunchDescription([*declare_arguments(ARGUMENTS), OpaqueFunction(function=_recorder)])

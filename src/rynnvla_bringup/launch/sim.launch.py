@@ -8,11 +8,12 @@ seed: 3}"`, then set the instruction through /rynnvla_policy/set_instruction.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
+from launch.actions import IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, ThisLaunchFileDir
 from launch_ros.actions import Node
 
+from rynnvla_bringup.launch_helpers import declare_arguments
 from rynnvla_bringup.params import (
     SIM_NODE,
     parse_bool,
@@ -92,10 +93,4 @@ def _nodes(context):
 
 
 def generate_launch_description() -> LaunchDescription:
-    declared = [
-        DeclareLaunchArgument(name, description=text)
-        if default is None
-        else DeclareLaunchArgument(name, default_value=default, description=text)
-        for name, default, text in ARGUMENTS
-    ]
-    return LaunchDescription([*declared, OpaqueFunction(function=_nodes)])
+    return LaunchDescription([*declare_arguments(ARGUMENTS), OpaqueFunction(function=_nodes)])
