@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from .config import (
     BackboneConfig,
     ImageTokenizerConfig,
-    LossConfig,
     ProcessorConfig,
     RynnVLAConfig,
     TokenLayout,
@@ -90,6 +89,64 @@ def reserved_token_count(layout: TokenLayout) -> int:
     return layout.size_token_base + layout.max_size_grids + 1
 
 
+def _small_preset(
+    name: str,
+    *,
+    text_vocab: int,
+    codebook: int,
+    hidden: int,
+    intermediate: int,
+    layers: int,
+    heads: int,
+    max_positions: int,
+    embed_dim: int,
+    latent_channels: int,
+    base_channels: int,
+    res_blocks: int,
+    image_side: int,
+) -> Preset:
+    """A preset of the small family; the presets of the family differ only in these sizes.
+
+    Shared: the Chameleon-ordered layout of `small_token_layout`, full multi-head attention
+    (as many key/value heads as heads), a x8 VQ (4 levels, square `image_side` input), a 6-D
+    state, 2 training frames and the ``tiny`` ActionVAE (64-D latent).
+    """
+    layout = small_token_layout(text_vocab, codebook)
+    return Preset(
+        model=RynnVLAConfig(
+            name=name,
+            backbone=BackboneConfig(
+                vocab_size=layout.vocab_size,
+                hidden_size=hidden,
+                intermediate_size=intermediate,
+                num_hidden_layers=layers,
+                num_attention_heads=heads,
+                num_key_value_heads=heads,
+                max_position_embeddings=max_positions,
+                residual_dropout=0.05,
+            ),
+            tokens=layout,
+            image=ImageTokenizerConfig(
+                codebook_size=codebook,
+                embed_dim=embed_dim,
+                latent_channels=latent_channels,
+                base_channels=base_channels,
+                channel_multiplier=(1, 1, 2, 2),
+                num_res_blocks=res_blocks,
+                resolution=image_side,
+                short_side=image_side,
+                crop_multiple=16,
+            ),
+            state_dim=6,
+            action_latent_dim=64,
+            train_frames=2,
+        ),
+        processor=ProcessorConfig(),
+        action_vae_preset="tiny",
+        text_vocab_size=text_vocab,
+    )
+
+
 def _register_defaults() -> None:
     register_preset(
         "rynnvla-7b",
@@ -104,82 +161,40 @@ def _register_defaults() -> None:
             text_vocab_size=65536,
         ),
     )
-    tiny_text, tiny_codes = 512, 256
-    tiny_layout = small_token_layout(tiny_text, tiny_codes)
     register_preset(
         "tiny",
-        Preset(
-            model=RynnVLAConfig(
-                name="tiny",
-                backbone=BackboneConfig(
-                    vocab_size=tiny_layout.vocab_size,
-                    hidden_size=192,
-                    intermediate_size=512,
-                    num_hidden_layers=4,
-                    num_attention_heads=3,
-                    num_key_value_heads=3,
-                    max_position_embeddings=1024,
-                    residual_dropout=0.05,
-                ),
-                tokens=tiny_layout,
-                image=ImageTokenizerConfig(
-                    codebook_size=tiny_codes,
-                    embed_dim=32,
-                    latent_channels=64,
-                    base_channels=32,
-                    channel_multiplier=(1, 1, 2, 2),
-                    num_res_blocks=1,
-                    resolution=64,
-                    short_side=64,
-                    crop_multiple=16,
-                ),
-                loss=LossConfig(),
-                state_dim=6,
-                action_latent_dim=64,
-                train_frames=2,
-                inference_history=1,
-            ),
-            processor=ProcessorConfig(),
-            action_vae_preset="tiny",
-            text_vocab_size=tiny_text,
+        _small_preset(
+            "tiny",
+            text_vocab=512,
+            codebook=256,
+            hidden=192,
+            intermediate=512,
+            layers=4,
+            heads=3,
+            max_positions=1024,
+            embed_dim=32,
+            latent_channels=64,
+            base_channels=32,
+            res_blocks=1,
+            image_side=64,
         ),
     )
-    small_text, small_codes = 2048, 1024
-    small_layout = small_token_layout(small_text, small_codes)
     register_preset(
         "small",
-        Preset(
-            model=RynnVLAConfig(
-                name="small",
-                backbone=BackboneConfig(
-                    vocab_size=small_layout.vocab_size,
-                    hidden_size=512,
-                    intermediate_size=1408,
-                    num_hidden_layers=8,
-                    num_attention_heads=8,
-                    num_key_value_heads=8,
-                    max_position_embeddings=4096,
-                    residual_dropout=0.05,
-                ),
-                tokens=small_layout,
-                image=ImageTokenizerConfig(
-                    codebook_size=small_codes,
-                    embed_dim=64,
-                    latent_channels=128,
-                    base_channels=64,
-                    channel_multiplier=(1, 1, 2, 2),
-                    num_res_blocks=2,
-                    resolution=96,
-                    short_side=96,
-                    crop_multiple=16,
-                ),
-                state_dim=6,
-                action_latent_dim=64,
-                train_frames=2,
-            ),
-            processor=ProcessorConfig(),
-            action_vae_preset="tiny",
-            text_vocab_size=small_text,
+        _small_preset(
+            "small",
+            text_vocab=2048,
+            codebook=1024,
+            hidden=512,
+            intermediate=1408,
+            layers=8,
+            heads=8,
+            max_positions=4096,
+            embed_dim=64,
+            latent_channels=128,
+            base_channels=64,
+            res_blocks=2,
+            image_side=96,
         ),
     )
 
