@@ -127,15 +127,38 @@ class StageBatcher:
             per_camera.append(self._blocks(codes, camera in self.processor.config.wrist_cameras))
         return [list(blocks) for blocks in zip(*per_camera, strict=True)]
 
-    # ---- stage 3 -----------------------------------------------------------------------------
+    # ---- stages 2 and 3 ----------------------------------------------------------------------
+    def _action_sequence(self, instruction: str, frames: list[list[list[int]]]) -> TokenSequence:
+        """``[instr][frame][STATE][ACTION]`` per frame (stage 2 and stage 3)."""
+        return build_action_sequence(
+            self.processor.encode_instruction(instruction),
+            frames,
+            self.config.tokens,
+            self.config.loss,
+            self.config.instruction_every_frame,
+        )
+
     @torch.no_grad()
-    def _action_targets(self, chunks: np.ndarray, mask: np.ndarray, vae: ActionVAE | None):
+    def _action_batch(
+        self,
+        sequences: Sequence[TokenSequence],
+        states: Sequence[np.ndarray],
+        chunks: Sequence[np.ndarray],
+        masks: Sequence[np.ndarray],
+        vae: ActionVAE | None,
+    ) -> dict[str, torch.Tensor]:
+        """Collated sequences plus, per sample frame (N over the batch), the STATE input and
+        the ActionVAE encoding its ACTION token regresses."""
         if vae is None:
             raise ValueError("an ActionVAE is needed to build action targets")
-        chunks_t = torch.as_tensor(chunks, dtype=torch.float32, device=self.device)
-        mask_t = torch.as_tensor(mask, dtype=torch.bool, device=self.device)
-        return vae.eval().encode(chunks_t, mask_t).float()  # (N, 2L)
+        batch = self._collate(sequences)
+        batch["states"] = torch.from_numpy(np.concatenate(states)).to(self.device)  # (N, D)
+        chunks_t = torch.as_tensor(np.concatenate(chunks), dtype=torch.float32, device=self.device)
+        mask_t = torch.as_tensor(np.concatenate(masks), dtype=torch.bool, device=self.device)
+        batch["action_targets"] = vae.eval().encode(chunks_t, mask_t).float()  # (N, 2L)
+        return batch
 
+    # ---- stage 3 -----------------------------------------------------------------------------
     def robot_batch(self, samples: Sequence[RobotSample]) -> dict[str, torch.Tensor]:
         """Stage-3 batch: ids/labels/mask (B, S), states (B*K, D), action_targets (B*K, 2L)."""
         sequences: list[TokenSequence] = []
@@ -151,29 +174,14 @@ class StageBatcher:
             )
             if actions.shape != expected:
                 raise ProcessorError(f"actions must be {expected} (K, T, D), got {actions.shape}")
-            mask = (
-                np.ones(actions.shape[:2], bool)
-                if sample.action_mask is None
-                else np.asarray(sample.action_mask, bool)
-            )
+            mask = _step_mask(sample.action_mask, actions.shape[:2])
             states.append(self.processor.normalize_state(raw_states))
             chunks.append(self.processor.normalize_chunk(actions, raw_states))
             masks.append(mask)
             sequences.append(
-                build_action_sequence(
-                    self.processor.encode_instruction(sample.instruction),
-                    self._camera_blocks(sample, frames),
-                    self.config.tokens,
-                    self.config.loss,
-                    self.config.instruction_every_frame,
-                )
+                self._action_sequence(sample.instruction, self._camera_blocks(sample, frames))
             )
-        batch = self._collate(sequences)
-        batch["states"] = torch.from_numpy(np.concatenate(states)).to(self.device)
-        batch["action_targets"] = self._action_targets(
-            np.concatenate(chunks), np.concatenate(masks), self.action_vae
-        )
-        return batch
+        return self._action_batch(sequences, states, chunks, masks, self.action_vae)
 
     # ---- stage 1 -----------------------------------------------------------------------------
     def video_batch(self, samples: Sequence[VideoSample]) -> dict[str, torch.Tensor]:
@@ -208,26 +216,9 @@ class StageBatcher:
             traj = np.asarray(sample.trajectories, np.float32)
             states.append(kp)
             chunks.append(traj)
-            masks.append(
-                np.ones(traj.shape[:2], bool)
-                if sample.trajectory_mask is None
-                else np.asarray(sample.trajectory_mask, bool)
-            )
-            sequences.append(
-                build_action_sequence(
-                    self.processor.encode_instruction(sample.instruction),
-                    frames,
-                    self.config.tokens,
-                    self.config.loss,
-                    self.config.instruction_every_frame,
-                )
-            )
-        batch = self._collate(sequences)
-        batch["states"] = torch.from_numpy(np.concatenate(states)).to(self.device)
-        batch["action_targets"] = self._action_targets(
-            np.concatenate(chunks), np.concatenate(masks), trajectory_vae
-        )
-        return batch
+            masks.append(_step_mask(sample.trajectory_mask, traj.shape[:2]))
+            sequences.append(self._action_sequence(sample.instruction, frames))
+        return self._action_batch(sequences, states, chunks, masks, trajectory_vae)
 
     # ---- helpers -----------------------------------------------------------------------------
     def _sample_codes(self, codes: np.ndarray | None, frames: np.ndarray | None) -> torch.Tensor:
@@ -246,3 +237,8 @@ class StageBatcher:
                 f"max_position_embeddings={limit}"
             )
         return {k: v.to(self.device) for k, v in batch.items()}
+
+
+def _step_mask(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """The (K, T) validity mask of a sample's chunks; None = every step is valid."""
+    return np.ones(shape, bool) if mask is None else np.asarray(mask, bool)
