@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 from transformers import ChameleonConfig
 
+from .joints import SO100_JOINT_NAMES
+
 T = TypeVar("T")
 
 
@@ -356,14 +358,7 @@ class ProcessorConfig(_Serialisable):
 
     camera_names: tuple[str, ...] = ("front", "wrist")
     wrist_cameras: tuple[str, ...] = ("wrist",)  # blocks wrapped by WRIST_START / WRIST_END
-    joint_names: tuple[str, ...] = (
-        "shoulder_pan",
-        "shoulder_lift",
-        "elbow_flex",
-        "wrist_flex",
-        "wrist_roll",
-        "gripper",
-    )
+    joint_names: tuple[str, ...] = SO100_JOINT_NAMES
     chunk_length: int = 20
     fps: float = 30.0
     absolute_dims: tuple[int, ...] = (5,)

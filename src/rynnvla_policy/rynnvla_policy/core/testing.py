@@ -19,19 +19,12 @@ from .actions import ActionStatistics
 from .checkpoint import Checkpoint
 from .config import ProcessorConfig
 from .image_tokenizer import ImageTokenizer, preprocess_image
+from .joints import SO100_JOINT_NAMES
 from .modeling import RynnVLAModel
 from .presets import get_preset
 from .processor import RynnVLAProcessor
 from .text_tokenizer import TextTokenizer
 
-SO100_JOINT_NAMES = (
-    "shoulder_pan",
-    "shoulder_lift",
-    "elbow_flex",
-    "wrist_flex",
-    "wrist_roll",
-    "gripper",
-)
 SIM_INSTRUCTIONS = (
     "put the green block on the plate",
     "put the strawberry in the bowl",

@@ -13,14 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-SO100_JOINTS = (
-    "shoulder_pan",
-    "shoulder_lift",
-    "elbow_flex",
-    "wrist_flex",
-    "wrist_roll",
-    "gripper",
-)
+from rynnvla_policy.core.joints import SO100_JOINT_NAMES
 
 OVERLAP_POLICIES = ("latest", "blend", "ensemble")
 # stamp_observation: header.stamp = observation capture time, the controller skips due points.
@@ -66,7 +59,7 @@ class PolicyNodeParams:
     joint_states_topic: str = "/joint_states"
     joint_states_max_age_s: float = 0.25
     # Joints the policy reads (from /joint_states, by name, any order) and commands.
-    joint_names: tuple[str, ...] = SO100_JOINTS
+    joint_names: tuple[str, ...] = SO100_JOINT_NAMES
     controller_topic: str = "/arm_controller/joint_trajectory"
 
     # Rate of the trajectory points (the chunk step). 0 = the checkpoint's rate; anything else

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from rynnvla_policy.core.joints import SO100_JOINT_NAMES
 from rynnvla_policy.node.contract import ContractMismatchError, check_contract
-from rynnvla_policy.node.params import SO100_JOINTS, PolicyNodeParams
+from rynnvla_policy.node.params import PolicyNodeParams
 
 
 @dataclass
@@ -15,7 +16,7 @@ class Contract:
     camera_names: tuple = ("front", "wrist")
     state_dim: int = 6
     action_dim: int = 6
-    joint_names: tuple = SO100_JOINTS
+    joint_names: tuple = SO100_JOINT_NAMES
     chunk_length: int = 20
     fps: float = 30.0
     absolute_dims: tuple = (5,)
@@ -32,7 +33,7 @@ def test_matching_contract_gives_timing():
 
 
 def test_joint_order_may_differ():
-    check_contract(PARAMS, Contract(joint_names=tuple(reversed(SO100_JOINTS))))
+    check_contract(PARAMS, Contract(joint_names=tuple(reversed(SO100_JOINT_NAMES))))
 
 
 def test_explicit_inference_rate():
@@ -45,7 +46,7 @@ def test_every_mismatch_is_named():
         camera_names=("front", "side"),
         state_dim=7,
         action_dim=7,
-        joint_names=(*SO100_JOINTS[:5], "jaw", "wrist_yaw"),
+        joint_names=(*SO100_JOINT_NAMES[:5], "jaw", "wrist_yaw"),
         chunk_length=8,
         fps=15.0,
     )

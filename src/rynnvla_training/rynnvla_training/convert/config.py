@@ -18,18 +18,13 @@ from typing import Any
 
 import yaml
 
+from rynnvla_policy.core.joints import SO100_JOINT_NAMES
+
 TIME_SOURCES = ("header", "receive")
 ACTION_SOURCES = ("trajectory", "next_state")
 GAP_POLICIES = ("split", "truncate")
 VIDEO_CODECS = ("h264", "av1")
-DEFAULT_JOINTS = (
-    "shoulder_pan",
-    "shoulder_lift",
-    "elbow_flex",
-    "wrist_flex",
-    "wrist_roll",
-    "gripper",
-)
+DEFAULT_JOINTS = SO100_JOINT_NAMES  # the converter's default state joints
 
 
 class ConfigError(ValueError):
