@@ -12,14 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-SO100_JOINTS = (
-    "shoulder_pan",
-    "shoulder_lift",
-    "elbow_flex",
-    "wrist_flex",
-    "wrist_roll",
-    "gripper",
-)
+from rynnvla_sim.scenes.arm import JOINT_NAMES
+
 # rgb8 / bgr8: sensor_msgs/Image on <camera>/image_raw; jpeg: sensor_msgs/CompressedImage on
 # <camera>/image_raw/compressed (the image_transport name).
 IMAGE_ENCODINGS = ("rgb8", "bgr8", "jpeg")
@@ -43,7 +37,7 @@ class SimNodeParams:
     seed: int = 0
     distractors: bool = False
     # Joint names of the arm (the controller's joints and /joint_states names).
-    joint_names: tuple[str, ...] = SO100_JOINTS
+    joint_names: tuple[str, ...] = JOINT_NAMES
 
     # 1.0 = real time (wall clock); > 1 faster, < 1 slower; 0 = as fast as possible.
     real_time_factor: float = 1.0
