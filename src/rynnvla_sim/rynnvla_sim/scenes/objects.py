@@ -100,28 +100,30 @@ def _ring_walls(
     return "\n      ".join(walls)
 
 
-def bowl(name: str = "bowl"):
-    inner_r, wall, floor, height = 0.05, 0.006, 0.006, 0.04
-    rgba = "0.25 0.45 0.85 1"
+def _container(
+    name: str, inner_r: float, wall: float, floor: float, height: float, rgba: str, walls: int
+) -> tuple[ObjectSpec, ContainerGeometry]:
+    """An open cylinder resting on its floor disc: inner radius `inner_r`, `wall` thick,
+    `floor` thick, rim at `height`; the wall is a ring of `walls` boxes."""
     inner = (
         f'<geom name="{name}_floor" type="cylinder" size="{inner_r + wall} {floor / 2}" '
         f'pos="0 0 {floor / 2}" rgba="{rgba}" mass="0.15"/>'
-        + _ring_walls(name, inner_r, wall, floor, height, rgba, n=12)
+        + _ring_walls(name, inner_r, wall, floor, height, rgba, n=walls)
     )
     spec = ObjectSpec(name, footprint=inner_r + wall, rest_z=0.0, xml=_body(name, inner))
     return spec, ContainerGeometry(inner_r, floor_top=floor, rim_height=height)
+
+
+def bowl(name: str = "bowl"):
+    return _container(
+        name, inner_r=0.05, wall=0.006, floor=0.006, height=0.04, rgba="0.25 0.45 0.85 1", walls=12
+    )
 
 
 def pen_holder(name: str = "pen_holder"):
-    inner_r, wall, floor, height = 0.03, 0.005, 0.01, 0.075
-    rgba = "0.2 0.2 0.22 1"
-    inner = (
-        f'<geom name="{name}_floor" type="cylinder" size="{inner_r + wall} {floor / 2}" '
-        f'pos="0 0 {floor / 2}" rgba="{rgba}" mass="0.15"/>'
-        + _ring_walls(name, inner_r, wall, floor, height, rgba, n=10)
+    return _container(
+        name, inner_r=0.03, wall=0.005, floor=0.01, height=0.075, rgba="0.2 0.2 0.22 1", walls=10
     )
-    spec = ObjectSpec(name, footprint=inner_r + wall, rest_z=0.0, xml=_body(name, inner))
-    return spec, ContainerGeometry(inner_r, floor_top=floor, rim_height=height)
 
 
 PEN_HALF_LENGTH = 0.07
