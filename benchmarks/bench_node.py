@@ -137,6 +137,8 @@ def child_main(argv: list[str]) -> int:
 def write_params(path: Path, checkpoint: Path, cpu_threads: int, **overrides) -> Path:
     import yaml
 
+    from rynnvla_sim.scenes.arm import JOINT_LIMITS, JOINT_NAMES, VELOCITY_LIMITS
+
     params = {
         "checkpoint_path": str(checkpoint),
         "output_enabled": True,
@@ -145,18 +147,11 @@ def write_params(path: Path, checkpoint: Path, cpu_threads: int, **overrides) ->
         "warmup_runs": 10,
         "warmup_image_shape": [96, 128],
         "cpu_threads": cpu_threads,
-        "joint_names": [
-            "shoulder_pan",
-            "shoulder_lift",
-            "elbow_flex",
-            "wrist_flex",
-            "wrist_roll",
-            "gripper",
-        ],
-        # the sim arm's limits (rynnvla_sim.scenes.arm)
-        "joint_lower_limits": [-1.92, -1.75, -1.2, -1.9, -2.9, 0.0],
-        "joint_upper_limits": [1.92, 1.75, 2.9, 1.9, 2.9, 1.75],
-        "joint_velocity_limits": [4.0, 4.0, 4.0, 4.7, 4.7, 4.7],
+        # the sim arm's joints and limits
+        "joint_names": list(JOINT_NAMES),
+        "joint_lower_limits": JOINT_LIMITS[:, 0].tolist(),
+        "joint_upper_limits": JOINT_LIMITS[:, 1].tolist(),
+        "joint_velocity_limits": VELOCITY_LIMITS.tolist(),
         **overrides,
     }
     path.write_text(yaml.safe_dump({"rynnvla_policy": {"ros__parameters": params}}))
