@@ -156,9 +156,14 @@ class BagSource:
                 f"bag {self.path} is corrupt or truncated: {type(exc).__name__}: {exc}"
             ) from exc
 
-    def deserialize(self, raw: bytes, topic: str) -> Any:
+    def deserialize(self, raw: bytes | memoryview, topic: str) -> Any:
+        """The message; its arrays (image data...) are read-only views of ``raw``, not copies.
+
+        rosbags slices the 4-byte CDR header off its input: on ``bytes`` that copies the
+        whole message (~1 MB for a raw image), on a memoryview it does not.
+        """
         try:
-            return self._reader.deserialize(raw, self._types[topic])
+            return self._reader.deserialize(memoryview(raw), self._types[topic])
         except Exception as exc:
             raise BagError(
                 f"cannot deserialise a {self._types[topic]} message on {topic} in "

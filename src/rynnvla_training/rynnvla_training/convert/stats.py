@@ -23,9 +23,9 @@ class ImageHistogram:
         self.frames = frames
 
     def update(self, rgb: np.ndarray) -> None:  # rgb (H, W, 3) uint8
-        pixels = rgb[::PIXEL_STRIDE, ::PIXEL_STRIDE].reshape(-1, 3)
-        for channel in range(3):
-            self.counts[channel] += np.bincount(pixels[:, channel], minlength=256)
+        pixels = rgb[::PIXEL_STRIDE, ::PIXEL_STRIDE]  # (H / 4, W / 4, 3) view
+        for channel in range(3):  # ravel: one small contiguous copy, fastest for bincount
+            self.counts[channel] += np.bincount(pixels[:, :, channel].ravel(), minlength=256)
         self.frames += 1
 
     def merge(self, other: ImageHistogram) -> None:

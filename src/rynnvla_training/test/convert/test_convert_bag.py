@@ -46,3 +46,20 @@ def test_bag_without_metadata_suggests_reindex(tmp_path):
     (tmp_path / "bag" / "bag_0.db3").write_bytes(b"")
     with pytest.raises(BagError, match="ros2 bag reindex"), BagSource(tmp_path / "bag"):
         pass
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_deserialised_image_data_is_a_view_of_the_raw_message(tmp_path, storage):
+    from rynnvla_training.convert.synthetic import RecordingSpec, write_recording
+
+    spec = RecordingSpec(duration_s=0.2, image_size=(96, 128), storage=storage, cameras=("front",))
+    write_recording(tmp_path / "bag", spec)
+    with BagSource(tmp_path / "bag") as source:
+        topic = "/camera/front/image_raw"
+        _, _, raw = next(source.messages([topic]))
+        message = source.deserialize(raw, topic)
+        image_bytes = 96 * 128 * 3
+        assert message.data.shape == (image_bytes,)
+        # no copy of the ~1 MB payload of a real camera: the array shares the raw bytes
+        assert np.shares_memory(message.data, np.frombuffer(raw, np.uint8))
+        assert bytes(raw)[-image_bytes:] == message.data.tobytes()
