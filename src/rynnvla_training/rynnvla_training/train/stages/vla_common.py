@@ -28,6 +28,10 @@ from rynnvla_policy.core.published import load_chameleon_vqgan
 from rynnvla_policy.core.text_tokenizer import TextTokenizer
 from rynnvla_training.train.config import check
 from rynnvla_training.train.init_weights import InitSource, apply_init, inspect_init
+from rynnvla_training.train.models.patch_encoder import (
+    fit_distinct_codebook,
+    init_patch_colour_encoder,
+)
 from rynnvla_training.train.models.vq_decoder import DECODER_WEIGHTS, VQDecoder
 from rynnvla_training.train.stages.common import strip_prefix
 
@@ -41,6 +45,8 @@ class VLAModelConfig:
     image_tokenizer: str = ""  # our image_tokenizer/ dir or a Chameleon vqgan.ckpt (+ .yaml
     # beside it); "": the init's, else a k-means codebook fitted on training frames
     codebook_fit_frames: int = 256  # frames for that k-means fit
+    kmeans_encoder: str = "patch_colour"  # encoder under that codebook: "patch_colour" (local
+    # sub-block colours, see train/models/patch_encoder.py) or "random" (global, unstable codes)
     action_vae: str = ""  # stage 2: human ActionVAE dir; stage 3: robot one ("": the init's)
     residual_dropout: float | None = None  # None: the preset's / init's
     ce_weight: float | None = None  # loss weights and labels (None: the preset's / init's)
@@ -56,6 +62,12 @@ class VLAModelConfig:
             "model.codebook_fit_frames",
             self.codebook_fit_frames,
             "must be >= 1",
+        )
+        check(
+            self.kmeans_encoder in ("patch_colour", "random"),
+            "model.kmeans_encoder",
+            self.kmeans_encoder,
+            "must be 'patch_colour' or 'random'",
         )
         check(
             self.attn_implementation in ("sdpa", "eager"),
@@ -147,8 +159,15 @@ def choose_image_tokenizer(
         torch.manual_seed(seed)
         tokenizer = ImageTokenizer(image)
     pixels = sample_frames(block.codebook_fit_frames)
-    error = tokenizer.fit_codebook(pixels, iterations=10, seed=seed)
-    where = f"k-means codebook on {len(pixels)} training frames (quantisation mse {error:.4f})"
+    if block.kmeans_encoder == "patch_colour":
+        init_patch_colour_encoder(tokenizer)
+        error = fit_distinct_codebook(tokenizer, pixels)
+    else:
+        error = tokenizer.fit_codebook(pixels, iterations=10, seed=seed)
+    where = (
+        f"k-means codebook on {len(pixels)} training frames over the {block.kmeans_encoder} "
+        f"encoder (quantisation mse {error:.4f})"
+    )
     return tokenizer, None, where
 
 
