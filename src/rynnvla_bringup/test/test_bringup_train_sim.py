@@ -62,7 +62,7 @@ def test_vqgan_tokenizer_mode_trains_vqgan_and_feeds_it_to_stage3(train_sim, tmp
     run_config.write_text(yaml.safe_dump(pipeline.stage_overrides("stage3")))
     config = resolve_config("stage3", None, [train_sim.shipped_config("stage3"), run_config])
     assert Path(config.model.image_tokenizer) == pipeline.stage_dir("vqgan") / "final"
-    assert config.loop.max_steps == 3000  # the shipped recipe's default step count
+    assert config.loop.max_steps == 3500  # the shipped recipe's default step count
 
 
 def test_default_pipeline_skips_the_vqgan_stage(pipeline):
@@ -79,12 +79,19 @@ def test_commands_use_real_options(train_sim, pipeline, monkeypatch):
     from rynnvla_training.convert.cli import _parser as convert_parser
     from rynnvla_training.evaluate.cli import build_parser as eval_parser
 
-    collect = collect_parser().parse_args(commands["collect"][1:])
-    assert collect.task == "all" and collect.episodes == pipeline.demos
+    collected = {}
+    for task in pipeline.demos:
+        collect = collect_parser().parse_args(commands[f"collect-{task}"][1:])
+        collected[collect.task] = collect.episodes
+    assert collected == pipeline.demos == {
+        "block_to_plate": 120,
+        "strawberry_to_bowl": 20,
+        "pen_to_holder": 20,
+    }
     convert_parser().parse_args(commands["convert"][1:])
     evaluation = eval_parser().parse_args(commands["eval"][1:])
     assert evaluation.episodes.startswith("block_to_plate=50")
-    assert shutil.which(commands["collect"][0]) and shutil.which(commands["eval"][0])
+    assert shutil.which(commands["collect-pen_to_holder"][0]) and shutil.which(commands["eval"][0])
 
 
 def test_ship_replaces_the_policy_in_one_move(train_sim, tmp_path):
