@@ -12,6 +12,7 @@ own (``ChameleonDecoderLayer`` & co.); this file only wires them and adds the he
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,24 @@ from transformers.models.chameleon.modeling_chameleon import (
 from .config import BackboneConfig, RynnVLAConfig
 
 IGNORE_INDEX = -100
+_LAYER_INPUTS_MEMO_SIZE = 16
+
+
+@dataclass(frozen=True)
+class LayerInputs:
+    """What every decoder layer takes besides the hidden states, for S new tokens."""
+
+    position_ids: torch.Tensor  # (B, S)
+    mask: torch.Tensor | None  # the attention implementation's mask; None = plain causal
+    cos: torch.Tensor  # (B, S, head_dim) rotary tables
+    sin: torch.Tensor
+
+    @property
+    def rotary(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.cos, self.sin
+
+    def rotary_slice(self, positions: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.cos[:, positions], self.sin[:, positions]
 
 
 class TokenBookkeepingError(ValueError):
@@ -55,6 +74,7 @@ class ChameleonBackbone(nn.Module):
         self.norm = ChameleonRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.rotary_emb = ChameleonRotaryEmbedding(config=self.hf_config)
         self.residual_dropout = nn.Dropout(config.residual_dropout)
+        self._layer_inputs_memo: dict[tuple, LayerInputs] = {}
         if config.residual_dropout > 0:
             for layer in self.layers:
                 layer.self_attn.register_forward_hook(self._drop_attention_output)
@@ -95,35 +115,94 @@ class ChameleonBackbone(nn.Module):
         the last position alone; returns (B, 1, H), equal to ``forward(...)[:, -1:]``.
         """
         past = past_key_values.get_seq_length() if past_key_values is not None else 0
-        length = inputs_embeds.shape[1]
-        if position_ids is None:
-            position_ids = torch.arange(past, past + length, device=inputs_embeds.device)[None]
-        prune = last_position_only and length > 1
+        prune = last_position_only and inputs_embeds.shape[1] > 1
         if prune and (past_key_values is None or attention_mask is not None):
             raise ValueError("last_position_only needs a cache and no padding mask")
+        inputs = self.layer_inputs(
+            inputs_embeds, past_key_values, past, position_ids, attention_mask
+        )
+        hidden = inputs_embeds
+        for index in range(len(self.layers)):
+            final = "last" if prune else "all"
+            hidden = self.run_layer(index, hidden, inputs, past_key_values, final)
+        return hidden
+
+    def layer_inputs(
+        self,
+        inputs_embeds: torch.Tensor,  # (B, S, H)
+        cache: Cache | None,
+        past: int,
+        position_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> LayerInputs:
+        """Positions, attention mask and rotary tables of S new tokens after ``past`` cached
+        ones (``cache``'s first layer must hold exactly ``past`` tokens now).
+
+        In inference without padding they depend only on (past, S): memoised, since every
+        step of a policy has the same prompt layout.
+        """
+        batch, length = inputs_embeds.shape[:2]
+        key = None
+        if position_ids is None and attention_mask is None and not torch.is_grad_enabled():
+            implementation = self.hf_config._attn_implementation
+            key = (past, batch, length, inputs_embeds.dtype, inputs_embeds.device, implementation)
+            if key in self._layer_inputs_memo:
+                return self._layer_inputs_memo[key]
+        if position_ids is None:
+            position_ids = torch.arange(past, past + length, device=inputs_embeds.device)[None]
         mask = create_causal_mask(
             config=self.hf_config,
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
-            past_key_values=past_key_values,
+            past_key_values=cache,
             position_ids=position_ids,
         )
-        hidden = inputs_embeds
-        cos, sin = self.rotary_emb(hidden, position_ids=position_ids)
-        layers = self.layers[:-1] if prune else self.layers
-        for layer in layers:
-            hidden = self._run_layer(layer, hidden, mask, position_ids, past_key_values, (cos, sin))
-        if not prune:
-            return hidden
-        last = self.layers[-1]
-        self._cache_last_layer_kv(last, hidden[:, :-1], (cos[:, :-1], sin[:, :-1]), past_key_values)
+        cos, sin = self.rotary_emb(inputs_embeds, position_ids=position_ids)
+        inputs = LayerInputs(position_ids, mask, cos, sin)
+        if key is not None:
+            if len(self._layer_inputs_memo) >= _LAYER_INPUTS_MEMO_SIZE:
+                self._layer_inputs_memo.clear()
+            self._layer_inputs_memo[key] = inputs
+        return inputs
+
+    def run_layer(
+        self,
+        index: int,
+        hidden: torch.Tensor,  # (B, S, H)
+        inputs: LayerInputs,
+        cache: Cache | None,
+        final: str = "all",
+    ) -> torch.Tensor | None:
+        """Decoder layer ``index`` on ``hidden``, appending its keys/values to ``cache``.
+
+        ``final`` says what the LAST layer computes: "all" positions (B, S, H); "last": keys
+        and values of all, the output of the last position only (B, 1, H); "cache": keys and
+        values only (a prompt chunk that others follow), returns None.
+        """
+        if final not in ("all", "last", "cache"):
+            raise ValueError(f"final must be 'all', 'last' or 'cache', got {final!r}")
+        layer = self.layers[index]
+        if index < len(self.layers) - 1 or final == "all":
+            return self._run_layer(
+                layer, hidden, inputs.mask, inputs.position_ids, cache, inputs.rotary
+            )
+        if cache is None:
+            raise ValueError(f"final={final!r} needs a cache")
+        if final == "cache":
+            self._cache_last_layer_kv(layer, hidden, inputs.rotary, cache)
+            return None
+        if hidden.shape[1] > 1:
+            head = inputs.rotary_slice(slice(None, -1))
+            self._cache_last_layer_kv(layer, hidden[:, :-1], head, cache)
+        # The last position attends to every cached key: no mask.
+        last = slice(-1, None)
         return self._run_layer(
-            last,
-            hidden[:, -1:],
+            layer,
+            hidden[:, last],
             None,
-            position_ids[:, -1:],
-            past_key_values,
-            (cos[:, -1:], sin[:, -1:]),
+            inputs.position_ids[:, last],
+            cache,
+            inputs.rotary_slice(last),
         )
 
     @staticmethod

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .camera_encoding import CameraEncoder
 from .checkpoint import Checkpoint
 from .modeling import RynnVLAModel
 from .sequence import build_action_sequence
@@ -87,6 +89,7 @@ class PolicyRunner:
         self.image_tokenizer = checkpoint.image_tokenizer.to(self.device).eval()
         self.action_vae = checkpoint.action_vae.to(self.device).eval()
         self.processor = checkpoint.processor
+        self.cameras = CameraEncoder(self.image_tokenizer, self.device)
         self.config = self.model.config
         self.sample_latent = sample_latent
         self._generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -128,11 +131,15 @@ class PolicyRunner:
         self._prefix_cache = None
         self._generator.manual_seed(self._seed)
 
+    def close(self) -> None:
+        """Stop the camera-encoding worker thread (``infer`` starts it again if called)."""
+        self.cameras.close()
+
     # ---- the fast path ----------------------------------------------------------------------
     @torch.inference_mode()
     def infer(self, observation: Observation) -> ActionChunk:
         start = time.perf_counter()
-        instruction_ids = self._observe(observation, batch_cameras=True)
+        instruction_ids = self._observe(observation, self.cameras.encode)
         t_pre = time.perf_counter()
         if self._prefix_cache is None:
             self._prefix_ids = instruction_ids
@@ -154,7 +161,7 @@ class PolicyRunner:
         over the full vocabulary and the action head at every position. Same result as
         ``infer``; kept as the benchmark baseline and as a test oracle."""
         start = time.perf_counter()
-        self._observe(observation, batch_cameras=False)
+        self._observe(observation, self.cameras.encode_each)
         instruction_ids = self.processor.text_tokenizer.encode(observation.instruction)
         for old in list(self._history)[:-1]:  # re-encode history frames like the reference
             old.blocks = self.processor.frame_blocks(
@@ -170,9 +177,11 @@ class PolicyRunner:
         return ActionChunk(positions, latent, _timings(start, t_pre, t_fwd, end), len(ids))
 
     # ---- steps -------------------------------------------------------------------------------
-    def _observe(self, observation: Observation, batch_cameras: bool) -> list[int]:
-        """Validate, tokenise and append the observation to the history; returns the
-        instruction ids."""
+    def _observe(
+        self, observation: Observation, encode: Callable[[list[torch.Tensor]], list[torch.Tensor]]
+    ) -> list[int]:
+        """Validate, tokenise (``encode``: pixels per camera -> code grids) and append the
+        observation to the history; returns the instruction ids."""
         processor = self.processor
         processor.check_observation(observation.images, observation.state)
         instruction_ids = processor.encode_instruction(observation.instruction)
@@ -182,7 +191,7 @@ class PolicyRunner:
             self._prefix_cache = None
             self._instruction = observation.instruction
         pixels = processor.preprocess_images(observation.images)
-        codes = self._encode_cameras(pixels, batch_cameras)
+        codes = encode(pixels)
         frame = _Frame(
             blocks=processor.frame_blocks(codes),
             state=processor.normalize_state(observation.state),
@@ -190,20 +199,6 @@ class PolicyRunner:
         )
         self._history.append(frame)
         return instruction_ids
-
-    def _encode_cameras(self, pixels: list[torch.Tensor], batch: bool) -> list[torch.Tensor]:
-        """VQ codes per camera; cameras with equal crop sizes go through the encoder together."""
-        if not batch:
-            return [self.image_tokenizer.encode(p[None].to(self.device))[0].cpu() for p in pixels]
-        codes: list[torch.Tensor | None] = [None] * len(pixels)
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for index, p in enumerate(pixels):
-            by_shape.setdefault(tuple(p.shape), []).append(index)
-        for indices in by_shape.values():
-            stacked = torch.stack([pixels[i] for i in indices]).to(self.device)
-            for i, grid in zip(indices, self.image_tokenizer.encode(stacked).cpu(), strict=True):
-                codes[i] = grid
-        return codes  # type: ignore[return-value]
 
     def _prompt(self, instruction_ids: list[int]) -> tuple[list[int], torch.Tensor]:
         frames = list(self._history)
