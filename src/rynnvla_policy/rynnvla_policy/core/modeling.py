@@ -12,6 +12,7 @@ own (``ChameleonDecoderLayer`` & co.); this file only wires them and adds the he
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -146,8 +147,9 @@ class ChameleonBackbone(nn.Module):
         if position_ids is None and attention_mask is None and not torch.is_grad_enabled():
             implementation = self.hf_config._attn_implementation
             key = (past, batch, length, inputs_embeds.dtype, inputs_embeds.device, implementation)
-            if key in self._layer_inputs_memo:
-                return self._layer_inputs_memo[key]
+            memoised = self._layer_inputs_memo.get(key)  # (atomic: two streams may look)
+            if memoised is not None:
+                return memoised
         if position_ids is None:
             position_ids = torch.arange(past, past + length, device=inputs_embeds.device)[None]
         mask = create_causal_mask(
@@ -229,6 +231,14 @@ class ChameleonBackbone(nn.Module):
         cos, sin = position_embeddings
         _, keys = apply_rotary_pos_emb(keys, keys, cos, sin)
         cache.update(keys, values.transpose(1, 2), attn.layer_idx)
+
+
+def crop_cache(cache: Cache, length: int) -> None:
+    """Drop every layer's entries past the first ``length`` tokens (layers may differ)."""
+    for layer in cache.layers:
+        excess = layer.get_seq_length() - length
+        if excess > 0:
+            layer.crop(-excess)
 
 
 class RynnVLAModel(nn.Module):
@@ -398,10 +408,38 @@ class RynnVLAModel(nn.Module):
         try:
             hidden = self.model(embeds, past_key_values=cache, last_position_only=True)  # (1, 1, H)
         finally:
-            if cache.get_seq_length() > prefix_len:
-                cache.crop(prefix_len - cache.get_seq_length())
-        last = self.model.norm(hidden[:, -1])  # (1, H)
-        return self.action_head(last).float()
+            crop_cache(cache, prefix_len)
+        return self.action_params(hidden)
+
+    def action_params(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Backbone output (1, S, H) ending at the STATE token -> [mu || logvar] (1, latent)."""
+        return self.action_head(self.model.norm(hidden[:, -1])).float()
+
+    def chunk_layers(
+        self,
+        chunk_ids: torch.Tensor,  # (1, S)
+        states: torch.Tensor | None,  # (n_state, state_dim) for the chunk's STATE tokens
+        cache: Cache,
+        final: str,
+    ) -> Iterator[torch.Tensor | None]:
+        """Run one chunk of a prompt through the decoder a layer at a time, after what
+        ``cache`` holds; yields once per layer, when the chunk's keys/values of that layer are
+        in the cache (so a following chunk may run that layer).
+
+        ``final="cache"``: a chunk other chunks follow; the last layer stores keys/values only
+        and the last item is None. ``final="last"``: the chunk ending the prompt; the last
+        item is the last position's hidden state (1, 1, H) for ``action_params``. The chunk's
+        positions start at the first layer's cache length when the first item is requested.
+        Splitting a prompt into chunks changes only float rounding.
+        """
+        if final == "last" and int(chunk_ids[0, -1]) != self.config.tokens.state_id:
+            raise TokenBookkeepingError("the inference prompt must end with the STATE token")
+        embeds = self.embed(chunk_ids, states)  # (1, S, H)
+        inputs = self.model.layer_inputs(embeds, cache, cache.get_seq_length())
+        hidden = embeds
+        for index in range(len(self.model.layers)):
+            hidden = self.model.run_layer(index, hidden, inputs, cache, final)
+            yield hidden
 
     @torch.no_grad()
     def predict_action_params_naive(

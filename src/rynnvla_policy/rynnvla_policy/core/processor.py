@@ -127,16 +127,25 @@ class RynnVLAProcessor:
                 f"got {len(codes)} code grids for cameras {list(self.config.camera_names)}"
             )
         return [
-            image_block(
-                grid,
-                self.tokens,
-                downsample=self.image.downsample,
-                crop_multiple=self.image.crop_multiple,
-                is_wrist=camera in self.config.wrist_cameras,
-                code_ids=self.text_tokenizer.image_code_ids,
-            )
+            self.camera_block(camera, grid)
             for camera, grid in zip(self.config.camera_names, codes, strict=True)
         ]
+
+    def camera_block(self, camera: str, codes: torch.Tensor) -> list[int]:
+        """The image block of one camera's code grid (grid_h, grid_w); the wrist cameras'
+        blocks are wrapped by WRIST_START/WRIST_END."""
+        if camera not in self.config.camera_names:
+            raise ProcessorError(
+                f"unknown camera {camera!r}; expected one of {list(self.config.camera_names)}"
+            )
+        return image_block(
+            codes,
+            self.tokens,
+            downsample=self.image.downsample,
+            crop_multiple=self.image.crop_multiple,
+            is_wrist=camera in self.config.wrist_cameras,
+            code_ids=self.text_tokenizer.image_code_ids,
+        )
 
     # ---- actions ---------------------------------------------------------------------------
     def normalize_chunk(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:

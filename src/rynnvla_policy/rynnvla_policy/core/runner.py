@@ -23,7 +23,9 @@ import torch
 from .camera_encoding import CameraEncoder
 from .checkpoint import Checkpoint
 from .modeling import RynnVLAModel
+from .pipelined_step import PipelinedStep, StepPrompt
 from .sequence import build_action_sequence
+from .streams import TwoStreams
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class PolicyRunner:
         self.action_vae = checkpoint.action_vae.to(self.device).eval()
         self.processor = checkpoint.processor
         self.cameras = CameraEncoder(self.image_tokenizer, self.device)
+        self._streams = TwoStreams()
+        self._pipelined = PipelinedStep(self.model, self.processor, self.cameras, self._streams)
         self.config = self.model.config
         self.sample_latent = sample_latent
         self._generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -132,26 +136,42 @@ class PolicyRunner:
         self._generator.manual_seed(self._seed)
 
     def close(self) -> None:
-        """Stop the camera-encoding worker thread (``infer`` starts it again if called)."""
-        self.cameras.close()
+        """Stop the worker thread of the CPU fast path (``infer`` starts it again if called)."""
+        self._streams.close()
 
     # ---- the fast path ----------------------------------------------------------------------
     @torch.inference_mode()
     def infer(self, observation: Observation) -> ActionChunk:
+        """On a CPU with 2+ intra-op threads and 2+ cameras, the step runs on two threads
+        (``pipelined_step``); otherwise cameras are batched and the prompt runs in one pass."""
         start = time.perf_counter()
-        instruction_ids = self._observe(observation, self.cameras.encode)
-        t_pre = time.perf_counter()
+        instruction_ids, pixels, state = self._begin(observation)
         if self._prefix_cache is None:
             self._prefix_ids = instruction_ids
             prefix = torch.tensor([instruction_ids], device=self.device)
             self._prefix_cache = self.model.encode_prefix(prefix)
-        ids, states = self._prompt(instruction_ids)
-        suffix = torch.tensor([ids[len(self._prefix_ids) :]], device=self.device)
-        params = self.model.predict_action_params(suffix, states, self._prefix_cache)
+        if len(pixels) >= 2 and TwoStreams.worthwhile(self.device):
+            older = list(self._history)[1:] if self._history_full() else list(self._history)
+            prompt = StepPrompt(
+                instruction_ids,
+                [f.blocks for f in older],
+                self._states([*[f.state for f in older], state]),
+                len(self._prefix_ids),
+            )
+            result = self._pipelined.step(prompt, pixels, self._prefix_cache)
+            self._append_frame(result.codes, pixels, state)
+            params, tokens, t_pre = result.params, result.prompt_tokens, result.encoded_s
+        else:
+            self._append_frame(self.cameras.encode_batched(pixels), pixels, state)
+            t_pre = time.perf_counter()
+            ids, states = self._prompt(instruction_ids)
+            suffix = torch.tensor([ids[len(self._prefix_ids) :]], device=self.device)
+            params = self.model.predict_action_params(suffix, states, self._prefix_cache)
+            tokens = len(ids)
         t_fwd = time.perf_counter()
         positions, latent = self._decode(params, observation.state)
         end = time.perf_counter()
-        return ActionChunk(positions, latent, _timings(start, t_pre, t_fwd, end), len(ids))
+        return ActionChunk(positions, latent, _timings(start, t_pre, t_fwd, end), tokens)
 
     # ---- the reference-style baseline ---------------------------------------------------------
     @torch.inference_mode()
@@ -182,6 +202,12 @@ class PolicyRunner:
     ) -> list[int]:
         """Validate, tokenise (``encode``: pixels per camera -> code grids) and append the
         observation to the history; returns the instruction ids."""
+        instruction_ids, pixels, state = self._begin(observation)
+        self._append_frame(encode(pixels), pixels, state)
+        return instruction_ids
+
+    def _begin(self, observation: Observation) -> tuple[list[int], list[torch.Tensor], np.ndarray]:
+        """Validate; instruction ids, pixels per camera (3, h, w) and the normalised state."""
         processor = self.processor
         processor.check_observation(observation.images, observation.state)
         instruction_ids = processor.encode_instruction(observation.instruction)
@@ -191,14 +217,23 @@ class PolicyRunner:
             self._prefix_cache = None
             self._instruction = observation.instruction
         pixels = processor.preprocess_images(observation.images)
-        codes = encode(pixels)
+        return instruction_ids, pixels, processor.normalize_state(observation.state)
+
+    def _append_frame(
+        self, codes: list[torch.Tensor], pixels: list[torch.Tensor], state: np.ndarray
+    ) -> None:
         frame = _Frame(
-            blocks=processor.frame_blocks(codes),
-            state=processor.normalize_state(observation.state),
+            blocks=self.processor.frame_blocks(codes),
+            state=state,
             pixels=pixels if self.config.inference_history > 1 else [],
         )
         self._history.append(frame)
-        return instruction_ids
+
+    def _history_full(self) -> bool:
+        return len(self._history) == self._history.maxlen
+
+    def _states(self, states: list[np.ndarray]) -> torch.Tensor:
+        return torch.from_numpy(np.stack(states)).to(self.device)  # (frames, state_dim)
 
     def _prompt(self, instruction_ids: list[int]) -> tuple[list[int], torch.Tensor]:
         frames = list(self._history)
@@ -210,8 +245,7 @@ class PolicyRunner:
             self.config.instruction_every_frame,
             end_with_action=False,
         )
-        states = torch.from_numpy(np.stack([f.state for f in frames])).to(self.device)
-        return seq.input_ids, states
+        return seq.input_ids, self._states([f.state for f in frames])
 
     def _decode(self, params: torch.Tensor, raw_state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[mu || logvar] (1, 2L) -> absolute joint targets (T, D) and the latent z (L,)."""

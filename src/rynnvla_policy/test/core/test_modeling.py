@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rynnvla_policy.core import RynnVLAModel, TokenBookkeepingError, get_preset
-from rynnvla_policy.core.modeling import IGNORE_INDEX
+from rynnvla_policy.core.modeling import IGNORE_INDEX, crop_cache
 
 CFG = get_preset("tiny").model
 TOK = CFG.tokens
@@ -78,6 +78,59 @@ def test_prefix_cache_is_reused_unchanged_across_steps():
     naive, logits = model.predict_action_params_naive(ids, torch.zeros(1, 6))
     torch.testing.assert_close(first, naive, rtol=1e-5, atol=1e-5)
     assert logits.shape == (1, ids.shape[1], CFG.backbone.vocab_size)
+
+
+@torch.no_grad()
+def test_prompt_in_layer_pipelined_chunks_equals_one_pass():
+    """Two chunks run layer by layer (as the two CPU streams do: chunk 2's layer i right after
+    chunk 1's) give the one-pass action params; the cache is cropped back per layer."""
+    model = _model().eval()
+    ids = _prompt(60)
+    ids[0, 20] = TOK.state_id  # a STATE inside chunk 1 (an older frame)
+    states = torch.randn(2, CFG.state_dim)
+    cache = model.encode_prefix(ids[:, :8])
+    one_pass = model.predict_action_params(ids[:, 8:], states, cache)
+    first = model.chunk_layers(ids[:, 8:30], states[:1], cache, "cache")
+    second = model.chunk_layers(ids[:, 30:], states[1:], cache, "last")
+    for index in range(len(model.model.layers)):
+        next(first)
+        assert cache.layers[index].get_seq_length() == 30
+        hidden = next(second)
+        assert cache.layers[index].get_seq_length() == 60
+    assert hidden.shape == (1, 1, CFG.backbone.hidden_size)
+    assert [layer.get_seq_length() for layer in cache.layers] == [60] * len(cache.layers)
+    torch.testing.assert_close(model.action_params(hidden), one_pass, rtol=1e-5, atol=1e-5)
+    crop_cache(cache, 8)
+    assert [layer.get_seq_length() for layer in cache.layers] == [8] * len(cache.layers)
+    again = model.predict_action_params(ids[:, 8:], states, cache)
+    torch.testing.assert_close(again, one_pass, rtol=0, atol=0)
+
+
+@torch.no_grad()
+def test_chunk_ending_the_prompt_must_end_with_state():
+    model = _model().eval()
+    ids = _prompt()
+    cache = model.encode_prefix(ids[:, :8])
+    with pytest.raises(TokenBookkeepingError, match="STATE"):
+        next(model.chunk_layers(ids[:, 8:-1], None, cache, "last"))
+    with pytest.raises(ValueError, match="final must be"):
+        model.model.run_layer(3, torch.zeros(1, 2, 192), None, cache, "logits")
+
+
+@torch.no_grad()
+def test_layer_inputs_are_memoised_per_layout_and_equal_fresh_ones():
+    model = _model().eval()
+    cache = model.encode_prefix(_prompt()[:, :8])
+    embeds = torch.zeros(1, 30, CFG.backbone.hidden_size)
+    first = model.model.layer_inputs(embeds, cache, 8)
+    assert model.model.layer_inputs(embeds, cache, 8) is first
+    model.model._layer_inputs_memo.clear()
+    with torch.enable_grad():  # training never uses the memo
+        fresh = model.model.layer_inputs(embeds, cache, 8)
+    assert fresh is not first and not model.model._layer_inputs_memo
+    torch.testing.assert_close(fresh.position_ids, torch.arange(8, 38)[None], rtol=0, atol=0)
+    torch.testing.assert_close(fresh.cos, first.cos, rtol=0, atol=0)
+    torch.testing.assert_close(fresh.mask, first.mask, rtol=0, atol=0)
 
 
 def test_state_tokens_and_states_must_match():

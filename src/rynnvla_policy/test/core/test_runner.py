@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
+import torch
 
 from rynnvla_policy.core import Checkpoint, PolicyRunner, ProcessorError
 
@@ -95,3 +98,55 @@ def test_cameras_of_different_sizes(runner, make_observation):
     obs.images["wrist"] = np.zeros((120, 160, 3), np.uint8)
     chunk = runner.infer(obs)
     assert chunk.positions.shape == (20, 6)
+
+
+@pytest.fixture
+def threads():
+    """Set torch's intra-op threads for one test; the session's 2 afterwards."""
+    yield torch.set_num_threads
+    torch.set_num_threads(2)
+
+
+def test_two_cpu_streams_match_the_one_thread_path(tiny_checkpoint, make_observation, threads):
+    """With 2 intra-op threads the step runs on two threads (cameras and prompt chunks side by
+    side); with 1 it runs in one pass. Same actions up to float rounding, same prompt."""
+    pipelined = PolicyRunner.from_pretrained(tiny_checkpoint)
+    sequential = PolicyRunner.from_pretrained(tiny_checkpoint)
+    for seed in range(3):
+        obs = make_observation(seed=seed)
+        threads(2)
+        a = pipelined.infer(obs)
+        assert torch.get_num_threads() == 2  # lowered inside the step, restored after
+        threads(1)
+        b = sequential.infer(obs)
+        np.testing.assert_allclose(a.positions, b.positions, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(a.latent, b.latent, rtol=0, atol=1e-5)
+        assert a.prompt_tokens == b.prompt_tokens
+    pipelined.close()
+    threads(2)
+    np.testing.assert_allclose(pipelined.infer(obs).positions, a.positions, rtol=0, atol=0)
+
+
+def test_a_failing_stream_leaves_the_runner_usable(tiny_checkpoint, make_observation, threads):
+    """A camera failing on the worker thread propagates; the prefix cache is cropped back, so
+    the next step equals a fresh runner's."""
+    threads(2)
+    runner = PolicyRunner.from_pretrained(tiny_checkpoint)
+    runner.infer(make_observation(seed=0))
+    real_encode = runner.cameras.encode_one
+
+    def broken_second_camera(pixels):
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("wrist encoder fault")
+        return real_encode(pixels)
+
+    runner.cameras.encode_one = broken_second_camera
+    with pytest.raises(RuntimeError, match="wrist encoder fault"):
+        runner.infer(make_observation(seed=1))
+    assert torch.get_num_threads() == 2
+    prefix = len(runner._prefix_ids)
+    assert [layer.get_seq_length() for layer in runner._prefix_cache.layers] == [prefix] * 4
+    runner.cameras.encode_one = real_encode  # same instruction: the cached prefix is reused
+    fresh = PolicyRunner.from_pretrained(tiny_checkpoint)
+    obs = make_observation(seed=2)
+    np.testing.assert_array_equal(runner.infer(obs).positions, fresh.infer(obs).positions)
