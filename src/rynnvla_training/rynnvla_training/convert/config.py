@@ -243,7 +243,8 @@ class VideoConfig:
     (x264 names like "veryfast"; SVT-AV1 takes 0-13, 13 fastest). gop: keyframe interval
     in frames (small = faster random access, bigger files). threads: encoder threads per
     video; fixed (not "all cores") because the bitstream depends on it, so that the same bags
-    always give the same dataset whatever the machine or the number of workers.
+    always give the same dataset whatever the machine or the number of workers. The quality /
+    speed trade-off of these settings is measured in convert/README.md (Performance).
     """
 
     codec: str = "h264"
