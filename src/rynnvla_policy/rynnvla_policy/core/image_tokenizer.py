@@ -30,13 +30,18 @@ def cropped_shape(height: int, width: int, config: ImageTokenizerConfig) -> tupl
     return h - h % config.crop_multiple, w - w % config.crop_multiple
 
 
-def preprocess_image(image: np.ndarray, config: ImageTokenizerConfig) -> torch.Tensor:
-    """uint8 (H, W, 3) RGB -> float32 (3, h, w) in [-1, 1], resized and cropped."""
+def check_image(image: np.ndarray) -> None:
+    """ValueError unless ``image`` is an RGB uint8 array (H, W, 3)."""
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
         shape = getattr(image, "shape", None)
         raise ValueError(f"image must be an RGB uint8 array of shape (H, W, 3), got shape {shape}")
     if image.dtype != np.uint8:
         raise ValueError(f"image must be uint8, got dtype {image.dtype}")
+
+
+def preprocess_image(image: np.ndarray, config: ImageTokenizerConfig) -> torch.Tensor:
+    """uint8 (H, W, 3) RGB -> float32 (3, h, w) in [-1, 1], resized and cropped."""
+    check_image(image)
     height, width = image.shape[:2]
     new_h, new_w = resized_shape(height, width, config.short_side)
     if (new_h, new_w) != (height, width):

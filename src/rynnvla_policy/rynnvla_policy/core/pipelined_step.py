@@ -1,9 +1,10 @@
 """The CPU fast path's forward over two streams (see ``streams``), for 2+ cameras.
 
 The prompt after the cached prefix is ``[older frames][instr][cam_1]..[cam_k] | [cam_k+1]..
-[cam_n][STATE]``. The calling thread encodes cameras 1..k and runs the first chunk (up to the
-``|``) through the decoder; the worker encodes cameras k+1..n and runs the second chunk one
-layer behind, each layer once the first chunk's keys/values of that layer are cached:
+[cam_n][STATE]``. The calling thread preprocesses and encodes cameras 1..k and runs the first
+chunk (up to the ``|``) through the decoder; the worker preprocesses and encodes cameras
+k+1..n and runs the second chunk one layer behind, each layer once the first chunk's
+keys/values of that layer are cached:
 
     caller: VQ(front) | chunk 1, layer 0 | layer 1 | layer 2 | layer 3 (K/V)
     worker: VQ(wrist) |                  | chunk 2, layer 0 | layer 1 | layer 2 | layer 3
@@ -16,6 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from transformers.cache_utils import Cache
 
@@ -39,7 +41,8 @@ class StepPrompt:
 @dataclass
 class StepResult:
     params: torch.Tensor  # (1, 2 * latent) action head output
-    codes: list[torch.Tensor]  # (gh, gw) per camera, camera order
+    pixels: list[torch.Tensor]  # (3, h, w) per camera, camera order
+    blocks: list[list[int]]  # image block per camera, camera order
     prompt_tokens: int
     encoded_s: float  # perf_counter() when the calling thread's cameras were encoded
 
@@ -61,32 +64,31 @@ class PipelinedStep:
         self.streams = streams
         self.device = cameras.device
 
-    def step(self, prompt: StepPrompt, pixels: list[torch.Tensor], cache: Cache) -> StepResult:
+    def step(self, prompt: StepPrompt, images: list[np.ndarray], cache: Cache) -> StepResult:
+        """``images``: RGB uint8 (H, W, 3) per camera, camera order (already validated)."""
         names = list(self.processor.config.camera_names)
-        if len(pixels) != len(names) or len(names) < 2:
+        if len(images) != len(names) or len(names) < 2:
             raise TokenBookkeepingError(
                 f"the pipelined step needs 2+ cameras and one image each: cameras {names}, "
-                f"got {len(pixels)} images"
+                f"got {len(images)} images"
             )
         split = (len(names) + 1) // 2  # the first chunk's cameras come first in the prompt
         handoff = LayerHandoff(len(self.model.model.layers))
         encoded: list[float] = []
 
-        def first_chunk() -> tuple[list[torch.Tensor], list[int]]:
-            codes = self.cameras.encode_each(pixels[:split])
+        def first_chunk() -> tuple[list[torch.Tensor], list[list[int]], list[int]]:
+            pixels, blocks = self._encode(names[:split], images[:split])
             encoded.append(time.perf_counter())
-            blocks = self._blocks(names[:split], codes)
             # The prompt as if the new frame had these cameras only: ... [blocks][STATE].
             ids = self._sequence(prompt, blocks)[prompt.prefix_length : -1]
             layers = self.model.chunk_layers(self._tensor(ids), prompt.states[:-1], cache, "cache")
             for index, _ in enumerate(layers):
                 handoff.done(index)
-            return codes, ids
+            return pixels, blocks, ids
 
-        def second_chunk() -> tuple[list[torch.Tensor], list[int], torch.Tensor]:
+        def second_chunk() -> tuple[list[torch.Tensor], list[list[int]], list[int], torch.Tensor]:
             with torch.inference_mode():
-                codes = self.cameras.encode_each(pixels[split:])
-                blocks = self._blocks(names[split:], codes)
+                pixels, blocks = self._encode(names[split:], images[split:])
                 ids = [token for block in blocks for token in block]
                 ids.append(self.model.config.tokens.state_id)
                 layers = self.model.chunk_layers(
@@ -96,25 +98,32 @@ class PipelinedStep:
                 for index in range(len(self.model.model.layers)):
                     handoff.wait(index)
                     hidden = next(layers)
-                return codes, ids, hidden
+                return pixels, blocks, ids, hidden
 
         try:
-            (codes_1, ids_1), (codes_2, ids_2, hidden) = self.streams.run(
+            (pixels_1, blocks_1, ids_1), (pixels_2, blocks_2, ids_2, hidden) = self.streams.run(
                 first_chunk, second_chunk, on_mine_failed=handoff.abort
             )
         finally:
             crop_cache(cache, prompt.prefix_length)
-        full = self._sequence(prompt, self._blocks(names, codes_1 + codes_2))
+        full = self._sequence(prompt, blocks_1 + blocks_2)
         if full[prompt.prefix_length :] != ids_1 + ids_2:
             raise TokenBookkeepingError(
                 f"pipelined chunks ({len(ids_1)} + {len(ids_2)} tokens) differ from the prompt "
                 f"after the {prompt.prefix_length}-token prefix ({len(full)} tokens)"
             )
         params = self.model.action_params(hidden)
-        return StepResult(params, codes_1 + codes_2, len(full), encoded[0])
+        return StepResult(params, pixels_1 + pixels_2, blocks_1 + blocks_2, len(full), encoded[0])
 
-    def _blocks(self, cameras: list[str], codes: list[torch.Tensor]) -> list[list[int]]:
-        return [self.processor.camera_block(c, g) for c, g in zip(cameras, codes, strict=True)]
+    def _encode(
+        self, cameras: list[str], images: list[np.ndarray]
+    ) -> tuple[list[torch.Tensor], list[list[int]]]:
+        """Pixels (3, h, w) and image blocks of some cameras, each a VQ batch of one."""
+        pairs = zip(cameras, images, strict=True)
+        pixels = [self.processor.preprocess_camera(camera, image) for camera, image in pairs]
+        codes = self.cameras.encode_each(pixels)
+        blocks = [self.processor.camera_block(c, g) for c, g in zip(cameras, codes, strict=True)]
+        return pixels, blocks
 
     def _sequence(self, prompt: StepPrompt, new_blocks: list[list[int]]) -> list[int]:
         config = self.model.config

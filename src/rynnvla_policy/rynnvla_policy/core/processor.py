@@ -21,7 +21,7 @@ import torch
 
 from .actions import ActionNormalizer, ActionStatistics, RelativeActionTransform
 from .config import ImageTokenizerConfig, ProcessorConfig, TokenLayout
-from .image_tokenizer import cropped_shape, preprocess_image
+from .image_tokenizer import check_image, cropped_shape, preprocess_image
 from .sequence import FrameBlocks, image_block
 from .text_tokenizer import TextTokenizer
 
@@ -83,6 +83,11 @@ class RynnVLAProcessor:
                 f"observation lacks camera(s) {missing}; expected {list(self.config.camera_names)}"
                 f", got {sorted(images)}"
             )
+        for camera in self.config.camera_names:
+            try:
+                check_image(images[camera])
+            except ValueError as err:
+                raise ProcessorError(f"camera {camera!r}: {err}") from err
         state = np.asarray(state)
         if state.shape != (self.config.state_dim,):
             raise ProcessorError(
@@ -94,13 +99,14 @@ class RynnVLAProcessor:
 
     def preprocess_images(self, images: dict[str, np.ndarray]) -> list[torch.Tensor]:
         """Pixel tensors (3, h, w) in [-1, 1], in camera order."""
-        pixels = []
-        for camera in self.config.camera_names:
-            try:
-                pixels.append(preprocess_image(images[camera], self.image))
-            except ValueError as err:
-                raise ProcessorError(f"camera {camera!r}: {err}") from err
-        return pixels
+        return [self.preprocess_camera(c, images[c]) for c in self.config.camera_names]
+
+    def preprocess_camera(self, camera: str, image: np.ndarray) -> torch.Tensor:
+        """One camera's RGB uint8 (H, W, 3) -> pixels (3, h, w) in [-1, 1]."""
+        try:
+            return preprocess_image(image, self.image)
+        except ValueError as err:
+            raise ProcessorError(f"camera {camera!r}: {err}") from err
 
     def grid_shape(self, height: int, width: int) -> tuple[int, int]:
         """VQ code grid of a raw (height, width) image."""

@@ -145,12 +145,13 @@ class PolicyRunner:
         """On a CPU with 2+ intra-op threads and 2+ cameras, the step runs on two threads
         (``pipelined_step``); otherwise cameras are batched and the prompt runs in one pass."""
         start = time.perf_counter()
-        instruction_ids, pixels, state = self._begin(observation)
+        instruction_ids, state = self._begin(observation)
         if self._prefix_cache is None:
             self._prefix_ids = instruction_ids
             prefix = torch.tensor([instruction_ids], device=self.device)
             self._prefix_cache = self.model.encode_prefix(prefix)
-        if len(pixels) >= 2 and TwoStreams.worthwhile(self.device):
+        cameras = self.processor.config.camera_names
+        if len(cameras) >= 2 and TwoStreams.worthwhile(self.device):
             older = list(self._history)[1:] if self._history_full() else list(self._history)
             prompt = StepPrompt(
                 instruction_ids,
@@ -158,11 +159,14 @@ class PolicyRunner:
                 self._states([*[f.state for f in older], state]),
                 len(self._prefix_ids),
             )
-            result = self._pipelined.step(prompt, pixels, self._prefix_cache)
-            self._append_frame(result.codes, pixels, state)
+            images = [observation.images[c] for c in cameras]
+            result = self._pipelined.step(prompt, images, self._prefix_cache)
+            self._append_frame(result.blocks, result.pixels, state)
             params, tokens, t_pre = result.params, result.prompt_tokens, result.encoded_s
         else:
-            self._append_frame(self.cameras.encode_batched(pixels), pixels, state)
+            pixels = self.processor.preprocess_images(observation.images)
+            codes = self.cameras.encode_batched(pixels)
+            self._append_frame(self.processor.frame_blocks(codes), pixels, state)
             t_pre = time.perf_counter()
             ids, states = self._prompt(instruction_ids)
             suffix = torch.tensor([ids[len(self._prefix_ids) :]], device=self.device)
@@ -202,12 +206,13 @@ class PolicyRunner:
     ) -> list[int]:
         """Validate, tokenise (``encode``: pixels per camera -> code grids) and append the
         observation to the history; returns the instruction ids."""
-        instruction_ids, pixels, state = self._begin(observation)
-        self._append_frame(encode(pixels), pixels, state)
+        instruction_ids, state = self._begin(observation)
+        pixels = self.processor.preprocess_images(observation.images)
+        self._append_frame(self.processor.frame_blocks(encode(pixels)), pixels, state)
         return instruction_ids
 
-    def _begin(self, observation: Observation) -> tuple[list[int], list[torch.Tensor], np.ndarray]:
-        """Validate; instruction ids, pixels per camera (3, h, w) and the normalised state."""
+    def _begin(self, observation: Observation) -> tuple[list[int], np.ndarray]:
+        """Validate; the instruction ids and the normalised state."""
         processor = self.processor
         processor.check_observation(observation.images, observation.state)
         instruction_ids = processor.encode_instruction(observation.instruction)
@@ -216,14 +221,13 @@ class PolicyRunner:
             self._history.clear()
             self._prefix_cache = None
             self._instruction = observation.instruction
-        pixels = processor.preprocess_images(observation.images)
-        return instruction_ids, pixels, processor.normalize_state(observation.state)
+        return instruction_ids, processor.normalize_state(observation.state)
 
     def _append_frame(
-        self, codes: list[torch.Tensor], pixels: list[torch.Tensor], state: np.ndarray
+        self, blocks: list[list[int]], pixels: list[torch.Tensor], state: np.ndarray
     ) -> None:
         frame = _Frame(
-            blocks=self.processor.frame_blocks(codes),
+            blocks=blocks,
             state=state,
             pixels=pixels if self.config.inference_history > 1 else [],
         )

@@ -107,4 +107,17 @@ def test_observation_checks(processor):
         processor.check_observation(images, np.array([0, 0, np.nan, 0, 0, 0]))
     with pytest.raises(ProcessorError, match="camera 'front'"):
         processor.preprocess_images({**images, "front": np.zeros((96, 128), np.uint8)})
+    # Image formats are checked up front too (the fast path encodes cameras on two threads).
+    with pytest.raises(
+        ProcessorError, match="camera 'wrist': image must be uint8, got dtype float32"
+    ):
+        processor.check_observation(
+            {**images, "wrist": np.zeros((96, 128, 3), np.float32)}, np.zeros(6)
+        )
+    with pytest.raises(ProcessorError, match=r"camera 'front'.*got shape \(96, 128, 4\)"):
+        processor.check_observation(
+            {**images, "front": np.zeros((96, 128, 4), np.uint8)}, np.zeros(6)
+        )
+    with pytest.raises(ProcessorError, match="unknown camera 'top'"):
+        processor.camera_block("top", np.zeros((8, 10), np.int64))
     assert processor.grid_shape(96, 128) == (8, 10)
