@@ -10,6 +10,12 @@ Prints a table and ends with one JSON line: infer_p50_ms, infer_p99_ms, naive_p5
 speedup_vs_naive, peak_rss_mb, prompt_tokens, params and more. The ``cpu`` rows are process
 CPU time per step (all threads): on a shared, busy machine they stay meaningful when wall-clock
 figures do not.
+
+With ``--threads`` >= 2 on CPU, ``infer`` runs its step on two threads (cameras side by side,
+prompt halves layer-pipelined; see ``rynnvla_policy.core.pipelined_step``): its ``preprocess``
+row ends when the calling thread's cameras are encoded and overlaps the worker's share, and its
+``cpu`` row adds both threads. The naive path gets the same intra-op threads and uses them the
+reference's way. ``--threads 1`` compares both paths on one thread.
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ action normalisation. Never computes vocabulary logits. The KV cache of the cons
 (``[BOS + instruction]`` of the first frame) is computed once per instruction and reused.
 On GPU the backbone runs in bf16 (fp16 where bf16 is unsupported) with SDPA; on CPU in float32,
 deterministically.
+
+On a CPU with 2+ intra-op threads the step runs on two threads (``pipelined_step``): each
+encodes half of the cameras, then the two halves of the prompt go through the decoder layer
+by layer, the second one layer behind the first. Same tokens, same actions up to float rounding
+(~1e-7) as the one-pass path used with one thread and on GPU.
 """
 
 from __future__ import annotations
