@@ -5,7 +5,8 @@ Recording: two 640x480 30 fps cameras (raw rgb8 by default, or JPEG), 200 Hz joi
 
 Measures
 - read_s: reading and deserialising every message of the bag with rosbags (the floor),
-  measured before every conversion (the fastest is reported);
+  measured before every conversion (the fastest is reported); this pass also brings the bag
+  into the page cache when memory allows, so a slow first read_s means a cold disk read;
 - convert_s: the ``rynnvla-convert`` command end to end (a child process), default settings;
 - peak_rss_mb: the largest resident set of the conversion's processes (ru_maxrss).
 Prints progress lines, then ONE final JSON line with realtime_factor (recording seconds per
@@ -137,7 +138,7 @@ def main() -> None:
                 f"peak RSS {peak_mb:.0f} MB, load {os.getloadavg()[0]:.1f}"
             )
         read_s = min(seconds for seconds, _ in reads)
-        convert_s, cpu_s, peak_mb, _ = min(runs, key=lambda r: r[0])
+        convert_s, cpu_s, _, _ = min(runs, key=lambda r: r[0])  # the fastest run
         peak_mb = max(r[2] for r in runs)
         frames = json.loads((output / "meta/info.json").read_text())["total_frames"]
         dataset_mb = sum(p.stat().st_size for p in output.rglob("*") if p.is_file()) / 2**20
@@ -165,6 +166,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "runs": args.repeat,
         "convert_s_all": [round(r[0], 3) for r in runs],
+        "convert_cpu_s_all": [round(r[1], 2) for r in runs],
         "loadavg_1m_before": round(load_before, 2),
         "loadavg_1m_after": round(os.getloadavg()[0], 2),
     }
