@@ -155,32 +155,45 @@ class PolicyRunner:
             self._prefix_ids = instruction_ids
             prefix = torch.tensor([instruction_ids], device=self.device)
             self._prefix_cache = self.model.encode_prefix(prefix)
-        cameras = self.processor.config.camera_names
-        if len(cameras) >= 2 and TwoStreams.worthwhile(self.device):
-            older = list(self._history)[1:] if self._history_full() else list(self._history)
-            prompt = StepPrompt(
-                instruction_ids,
-                [f.blocks for f in older],
-                self._states([*[f.state for f in older], state]),
-                len(self._prefix_ids),
-            )
-            images = [observation.images[c] for c in cameras]
-            result = self._pipelined.step(prompt, images, self._prefix_cache)
-            self._append_frame(result.blocks, result.pixels, state)
-            params, tokens, t_pre = result.params, result.prompt_tokens, result.encoded_s
+        if len(self.processor.config.camera_names) >= 2 and TwoStreams.worthwhile(self.device):
+            params, tokens, t_pre = self._forward_two_streams(observation, instruction_ids, state)
         else:
-            pixels = self.processor.preprocess_images(observation.images)
-            codes = self.cameras.encode_batched(pixels)
-            self._append_frame(self.processor.frame_blocks(codes), pixels, state)
-            t_pre = time.perf_counter()
-            ids, states = self._prompt(instruction_ids)
-            suffix = torch.tensor([ids[len(self._prefix_ids) :]], device=self.device)
-            params = self.model.predict_action_params(suffix, states, self._prefix_cache)
-            tokens = len(ids)
+            params, tokens, t_pre = self._forward_one_pass(observation, instruction_ids, state)
         t_fwd = time.perf_counter()
         positions, latent = self._decode(params, observation.state)
         end = time.perf_counter()
         return ActionChunk(positions, latent, _timings(start, t_pre, t_fwd, end), tokens)
+
+    def _forward_two_streams(
+        self, observation: Observation, instruction_ids: list[int], state: np.ndarray
+    ) -> tuple[torch.Tensor, int, float]:
+        """Action params, prompt length and the time the calling thread's cameras were
+        encoded; cameras and prompt halves on two threads."""
+        older = list(self._history)[1:] if self._history_full() else list(self._history)
+        prompt = StepPrompt(
+            instruction_ids,
+            [f.blocks for f in older],
+            self._states([*[f.state for f in older], state]),
+            len(self._prefix_ids),
+        )
+        images = [observation.images[c] for c in self.processor.config.camera_names]
+        result = self._pipelined.step(prompt, images, self._prefix_cache)
+        self._append_frame(result.blocks, result.pixels, state)
+        return result.params, result.prompt_tokens, result.encoded_s
+
+    def _forward_one_pass(
+        self, observation: Observation, instruction_ids: list[int], state: np.ndarray
+    ) -> tuple[torch.Tensor, int, float]:
+        """Same as ``_forward_two_streams``, on the calling thread: cameras batched, the
+        prompt after the cached prefix in one pass."""
+        pixels = self.processor.preprocess_images(observation.images)
+        codes = self.cameras.encode_batched(pixels)
+        self._append_frame(self.processor.frame_blocks(codes), pixels, state)
+        encoded = time.perf_counter()
+        ids, states = self._prompt(instruction_ids)
+        suffix = torch.tensor([ids[len(self._prefix_ids) :]], device=self.device)
+        params = self.model.predict_action_params(suffix, states, self._prefix_cache)
+        return params, len(ids), encoded
 
     # ---- the reference-style baseline ---------------------------------------------------------
     @torch.inference_mode()
