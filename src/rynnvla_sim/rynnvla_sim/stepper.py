@@ -48,6 +48,13 @@ class PeriodicSchedule:
             self.next_ns = self._origin_ns + round(self._k * NS_PER_S / self.rate_hz)
         return True
 
+    def skip(self, t_ns: int) -> None:
+        """Drop the events ideally before ``t_ns`` (nothing was simulated then): the next one
+        fires at its ideal time, so the stream stays on its grid."""
+        while self.next_ns < t_ns:
+            self._k += 1
+            self.next_ns = self._origin_ns + round(self._k * NS_PER_S / self.rate_hz)
+
 
 class ControlledArm:
     """``ArmSimEnv`` + ``TrajectoryFollower``: each ``tick`` samples the trajectory at the
@@ -88,6 +95,14 @@ class ControlledArm:
         shift = int(now_ns) - self.now_ns
         self.now_ns += shift
         self.episode_start_ns += shift
+
+    def skip_clock(self, duration_ns: int) -> None:
+        """Move the clock ``duration_ns`` forward without simulating (a stalled controller:
+        the arm holds still; trajectories go on in time, so the next tick samples them later).
+        """
+        if duration_ns < 0:
+            raise ValueError(f"skip_clock: duration_ns must be >= 0, got {duration_ns!r}")
+        self.now_ns += int(duration_ns)
 
     def reset_episode(self, task_id: str, seed: int, distractors: bool = False) -> dict:
         """New episode: the arm holds its new start pose; sim time goes on."""

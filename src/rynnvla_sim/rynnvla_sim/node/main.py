@@ -20,7 +20,7 @@ def _keep_dds_local() -> None:
 def main(args: list[str] | None = None) -> int:
     _keep_dds_local()
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     from rynnvla_sim.node.params import SimParamsError
     from rynnvla_sim.node.sim_node import SimNode
@@ -31,7 +31,10 @@ def main(args: list[str] | None = None) -> int:
     try:
         node = SimNode()
         node.start()
-        executor = MultiThreadedExecutor(num_threads=3)
+        # Single-threaded on purpose: the callbacks are short and never block, and rclpy's
+        # MultiThreadedExecutor busy-loops on the GIL while a dispatched callback waits for a
+        # worker, taking it from the physics thread (docs/simulation.md, troubleshooting).
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except SimParamsError as exc:

@@ -146,8 +146,9 @@ class SimNode(Node):
     def _overrun(self, lag_s: float) -> None:
         self.get_logger().warning(
             f"simulation fell {lag_s:.2f} s behind the wall clock (real_time_factor "
-            f"{self.params.real_time_factor}); stamps now lag by that much. The machine is "
-            "overloaded: lower camera_rate_hz / image size, or use real_time_factor < 1",
+            f"{self.params.real_time_factor}): the sim clock skipped ahead, the arm stood still "
+            "meanwhile. The process got too little CPU: lower camera_rate_hz / image size, "
+            "run fewer busy threads in this process, or use real_time_factor < 1",
             throttle_duration_sec=5.0,
         )
 
