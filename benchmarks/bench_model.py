@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = checkpoint.model.config
     print(
         f"preset={cfg.name} device={device} threads={args.threads} image={size[0]}x{size[1]} "
-        f"history={cfg.inference_history} prompt_tokens={fast[-1]['tokens']} steps={args.steps}"
+        f"history={cfg.inference_history} prompt_tokens={fast[-1]['tokens']} steps={args.steps} "
+        f"infer_mode={'two_streams' if fast_runner.uses_two_streams else 'one_pass'}"
     )
     print(f"{'path':<6} {'stage':<11} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9}")
     for name, key, p50, p90, p99 in rows:
@@ -196,6 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
         "device": str(device),
         "threads": args.threads,
         "inference_history": cfg.inference_history,
+        "infer_mode": "two_streams" if fast_runner.uses_two_streams else "one_pass",
         "prompt_tokens": fast[-1]["tokens"],
         "infer_p50_ms": round(fast_p50, 3),
         "infer_p99_ms": round(pct([r["wall"] for r in fast], 99), 3),

@@ -140,6 +140,11 @@ class PolicyRunner:
         self._prefix_cache = None
         self._generator.manual_seed(self._seed)
 
+    @property
+    def uses_two_streams(self) -> bool:
+        """Whether ``infer`` runs on two threads now (CPU, 2+ intra-op threads, 2+ cameras)."""
+        return len(self.processor.config.camera_names) >= 2 and TwoStreams.worthwhile(self.device)
+
     def close(self) -> None:
         """Stop the worker thread of the CPU fast path (``infer`` starts it again if called)."""
         self._streams.close()
@@ -155,7 +160,7 @@ class PolicyRunner:
             self._prefix_ids = instruction_ids
             prefix = torch.tensor([instruction_ids], device=self.device)
             self._prefix_cache = self.model.encode_prefix(prefix)
-        if len(self.processor.config.camera_names) >= 2 and TwoStreams.worthwhile(self.device):
+        if self.uses_two_streams:
             params, tokens, t_pre = self._forward_two_streams(observation, instruction_ids, state)
         else:
             params, tokens, t_pre = self._forward_one_pass(observation, instruction_ids, state)

@@ -115,9 +115,11 @@ def test_two_cpu_streams_match_the_one_thread_path(tiny_checkpoint, make_observa
     for seed in range(3):
         obs = make_observation(seed=seed)
         threads(2)
+        assert pipelined.uses_two_streams
         a = pipelined.infer(obs)
         assert torch.get_num_threads() == 2  # lowered inside the step, restored after
         threads(1)
+        assert not sequential.uses_two_streams
         b = sequential.infer(obs)
         np.testing.assert_allclose(a.positions, b.positions, rtol=0, atol=1e-5)
         np.testing.assert_allclose(a.latent, b.latent, rtol=0, atol=1e-5)
