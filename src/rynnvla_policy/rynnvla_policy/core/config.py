@@ -319,6 +319,9 @@ class RynnVLAConfig(_Serialisable):
     train_frames: int = 4  # K consecutive frames per stage-3 training sample
     inference_history: int = 1  # frames in the prompt at inference (reference: 1)
     instruction_every_frame: bool = True  # [instr] before every frame (else only the first)
+    # learned (row, column, wrist) embeddings added to image code tokens (image_positions.py);
+    # the published 7B weights have none
+    image_position_embeddings: bool = False
 
     def __post_init__(self) -> None:
         _positive(self, "state_dim", "action_latent_dim", "train_frames", "inference_history")

@@ -30,6 +30,7 @@ from transformers.models.chameleon.modeling_chameleon import (
 )
 
 from .config import BackboneConfig, RynnVLAConfig
+from .image_positions import ImagePositionEmbedding
 
 IGNORE_INDEX = -100
 _LAYER_INPUTS_MEMO_SIZE = 16
@@ -252,6 +253,11 @@ class RynnVLAModel(nn.Module):
         self.lm_head = nn.Linear(hidden, config.backbone.vocab_size, bias=False)
         self.state_projection = nn.Linear(config.state_dim, hidden)
         self.action_head = nn.Linear(hidden, config.action_latent_dim)
+        self.image_positions = (
+            ImagePositionEmbedding(config.tokens, hidden)
+            if config.image_position_embeddings
+            else None
+        )
         self.reset_parameters()
 
     @torch.no_grad()
@@ -277,6 +283,8 @@ class RynnVLAModel(nn.Module):
         ``state_projection(state)``; ``states`` (N, state_dim) fill STATE tokens in reading
         order (row-major over (B, S))."""
         embeds = self.model.embed_tokens(input_ids)  # (B, S, H)
+        if self.image_positions is not None:
+            embeds = self.image_positions(input_ids, embeds)
         is_state = input_ids == self.config.tokens.state_id  # (B, S)
         n_tokens = int(is_state.sum())
         n_states = 0 if states is None else states.shape[0]
@@ -380,7 +388,7 @@ class RynnVLAModel(nn.Module):
     def encode_prefix(self, prefix_ids: torch.Tensor) -> DynamicCache:
         """Run the constant prompt prefix (1, P) once and return its KV cache."""
         cache = DynamicCache(config=self.model.hf_config)
-        embeds = self.model.embed_tokens(prefix_ids)  # (1, P, H)
+        embeds = self.embed(prefix_ids, None)  # (1, P, H); a prefix holds no STATE token
         self.model(embeds, past_key_values=cache)
         return cache
 

@@ -108,8 +108,9 @@ def _small_preset(
     """A preset of the small family; the presets of the family differ only in these sizes.
 
     Shared: the Chameleon-ordered layout of `small_token_layout`, full multi-head attention
-    (as many key/value heads as heads), a x8 VQ (4 levels, square `image_side` input), a 6-D
-    state, 2 training frames and the ``tiny`` ActionVAE (64-D latent).
+    (as many key/value heads as heads), a x8 VQ (4 levels, square `image_side` input), learned
+    image-token positions, a 6-D state, 2 training frames and the ``tiny`` ActionVAE (64-D
+    latent).
     """
     layout = small_token_layout(text_vocab, codebook)
     return Preset(
@@ -140,6 +141,7 @@ def _small_preset(
             state_dim=6,
             action_latent_dim=64,
             train_frames=2,
+            image_position_embeddings=True,  # too small to learn positions from RoPE alone
         ),
         processor=ProcessorConfig(),
         action_vae_preset="tiny",

@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from rynnvla_policy.core import RynnVLAModel, TokenBookkeepingError, get_preset
+from rynnvla_policy.core.image_positions import grid_positions
 from rynnvla_policy.core.modeling import IGNORE_INDEX, crop_cache
+from rynnvla_policy.core.presets import reserved_token_count
+from rynnvla_policy.core.sequence import image_block
 
 CFG = get_preset("tiny").model
 TOK = CFG.tokens
@@ -19,10 +22,22 @@ def _model(**loss_changes) -> RynnVLAModel:
 
 
 def _prompt(length: int = 40, seed: int = 0) -> torch.Tensor:
+    """Random text tokens ending with STATE (no image blocks: these may be split anywhere)."""
     gen = torch.Generator().manual_seed(seed)
-    ids = torch.randint(TOK.image_code_offset, TOK.action_id, (1, length), generator=gen)
+    ids = torch.randint(reserved_token_count(TOK), TOK.action_id, (1, length), generator=gen)
     ids[0, -1] = TOK.state_id
     return ids
+
+
+def _image_prompt() -> tuple[torch.Tensor, int, int]:
+    """[instruction][front block][wrist block][STATE], the instruction's and front's ends."""
+    gen = torch.Generator().manual_seed(3)
+    codes = torch.randint(0, TOK.codebook_size, (2, 8, 10), generator=gen)
+    instruction = [TOK.bos_id, *range(reserved_token_count(TOK), reserved_token_count(TOK) + 6)]
+    front = image_block(codes[0], TOK, 8, 16, is_wrist=False)
+    wrist = image_block(codes[1], TOK, 8, 16, is_wrist=True)
+    ids = torch.tensor([[*instruction, *front, *wrist, TOK.state_id]])
+    return ids, len(instruction), len(instruction) + len(front)
 
 
 def _batch(frames: int = 2) -> dict[str, torch.Tensor]:
@@ -206,3 +221,39 @@ def test_7b_preset_has_the_published_size():
     assert model.state_projection.weight.shape == (4096, 6)
     assert model.action_head.weight.shape == (64, 4096)
     assert model.model.layers[0].self_attn.q_norm.weight.shape == (32, 128)
+
+
+@torch.no_grad()
+def test_image_positions_survive_the_prefix_cache_and_camera_chunks():
+    model = _model().eval()
+    assert model.image_positions is not None  # the tiny preset has them
+    ids, prefix, front_end = _image_prompt()
+    states = torch.randn(1, CFG.state_dim)
+    no_cache = model.predict_action_params(ids, states)
+    cache = model.encode_prefix(ids[:, :prefix])
+    cached = model.predict_action_params(ids[:, prefix:], states, cache)
+    torch.testing.assert_close(cached, no_cache, rtol=1e-5, atol=1e-5)
+    first = model.chunk_layers(ids[:, prefix:front_end], None, cache, "cache")
+    second = model.chunk_layers(ids[:, front_end:], states, cache, "last")
+    for _ in model.model.layers:
+        next(first)
+        hidden = next(second)
+    torch.testing.assert_close(model.action_params(hidden), no_cache, rtol=1e-5, atol=1e-5)
+
+
+@torch.no_grad()
+def test_image_positions_are_rows_columns_and_wrist_of_each_block():
+    ids, prefix, _ = _image_prompt()
+    is_code, row, column, wrist = grid_positions(ids, TOK)
+    assert int(is_code.sum()) == 160 and not bool(is_code[0, :prefix].any())
+    grid = lambda values: values[0][is_code[0]].view(2, 8, 10)  # noqa: E731
+    assert torch.equal(grid(row), torch.arange(8).view(1, 8, 1).expand(2, 8, 10))
+    assert torch.equal(grid(column), torch.arange(10).view(1, 1, 10).expand(2, 8, 10))
+    assert torch.equal(grid(wrist)[:, 0, 0], torch.tensor([0, 1]))
+    # the position embedding changes what a code means by where it is
+    model = _model().eval()
+    first_code = int(torch.nonzero(is_code[0])[0, 0])
+    plain = model.model.embed_tokens(ids)
+    embedded = model.embed(ids, torch.zeros(1, CFG.state_dim))
+    assert not torch.allclose(embedded[0, first_code], plain[0, first_code])
+    assert torch.equal(embedded[0, :prefix], plain[0, :prefix])  # text: unchanged
