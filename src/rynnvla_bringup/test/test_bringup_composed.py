@@ -45,8 +45,8 @@ def test_nodes_run_with_the_layered_parameters(system):
 def test_an_episode_runs_to_completion_through_the_services(system):
     from rynnvla_training.evaluate.episode import run_episode
 
-    follower = system.sim.arm.follower
-    accepted = follower.accepted_count
+    controller = system.sim.controller
+    accepted = controller.accepted_count
     result, rollout = run_episode(
         system.client,
         "strawberry_to_bowl",
@@ -58,7 +58,7 @@ def test_an_episode_runs_to_completion_through_the_services(system):
     assert result.instruction == "put the strawberry in the bowl"
     assert result.chunks >= 3, result
     assert result.success or result.duration_s >= 4.0
-    assert follower.accepted_count > accepted  # the policy's trajectories reached the arm
+    assert controller.accepted_count > accepted  # the policy's trajectories reached the arm
     assert system.sim.physics.running and system.policy._worker.alive
     assert len(rollout.frames) >= 0.5 * 15 * 4.0  # ~15 fps of front camera over the episode
     assert rollout.chunks and rollout.chunks[0].positions.shape == (20, 6)

@@ -91,19 +91,6 @@ def harness(ros_context, spin_until):
         h.close()
 
 
-def record_arrivals(sim: SimNode) -> list[int]:
-    """Sim times at which trajectories reach the controller (the real submit, recorded)."""
-    arrivals: list[int] = []
-    submit = sim.arm.submit
-
-    def recording_submit(msg):
-        arrivals.append(sim.arm.now_ns)
-        return submit(msg)
-
-    sim.arm.submit = recording_submit
-    return arrivals
-
-
 def positions_of(msg: JointState) -> np.ndarray:
     index = {name: i for i, name in enumerate(msg.name)}
     return np.array([msg.position[index[j]] for j in JOINTS])
@@ -114,7 +101,6 @@ def test_trajectory_is_followed_on_time(harness):
     states = h.collect(JointState, "/joint_states")
     pub = h.probe.create_publisher(JointTrajectory, "/arm_controller/joint_trajectory", 10)
     assert h.spin_until(lambda: len(states) >= 3 and pub.get_subscription_count() > 0)
-    arrivals = record_arrivals(h.sim)
     start = positions_of(states[-1])
     target = start + np.array([0.3, -0.2, 0.2, 0.25, 0.4, -0.3])
     # stamped 250 ms ahead on the sender's clock (the sim clock tracks it in real time):
@@ -130,7 +116,9 @@ def test_trajectory_is_followed_on_time(harness):
         return stamp_to_ns(m.header.stamp)
 
     assert h.spin_until(lambda: states and stamp(states[-1]) > t_end + 500 * MS, 15.0)
-    lead_ms = (t_start - arrivals[0]) / MS
+    receipt = h.sim.last_trajectory
+    assert receipt is not None and receipt.accepted, receipt
+    lead_ms = (t_start - receipt.arrival_ns) / MS
     assert lead_ms > 0, f"the trajectory reached the sim {-lead_ms:.0f} ms after its stamp"
     before = [positions_of(m) for m in states if stamp(m) <= t_start - 20 * MS]
     middle = [positions_of(m) for m in states if abs(stamp(m) - (t_start + 200 * MS)) < 15 * MS]
@@ -142,7 +130,7 @@ def test_trajectory_is_followed_on_time(harness):
     progress = (middle[0] - start) / (target - start)  # (6,) 0 = start, 1 = target
     assert np.all((progress > 0.1) & (progress < 0.75)), progress  # gripper servo: slowest
     np.testing.assert_allclose(after[0], target, atol=0.03)
-    assert h.sim.arm.follower.accepted_count == 1
+    assert h.sim.controller.accepted_count == 1
     velocities = np.array([m.velocity for m in states])
     assert velocities.shape[1] == 6 and np.abs(velocities).max() > 0.1
 
@@ -157,8 +145,11 @@ def test_malformed_trajectory_is_rejected_and_the_arm_holds(harness):
     pub.publish(
         joint_trajectory(JointTrajectory, JointTrajectoryPoint, wrong, [start + 0.3], [200 * MS])
     )
-    assert h.spin_until(lambda: h.sim.arm.follower.rejected_count == 1)
-    assert "['elbow']" in h.sim.arm.follower.last_rejection
+    assert h.spin_until(lambda: h.sim.last_trajectory is not None)
+    controller = h.sim.controller
+    assert controller.rejected_count == 1 and controller.accepted_count == 0
+    assert "['elbow']" in controller.last_rejection
+    assert h.sim.last_trajectory.reason == controller.last_rejection
     n = len(states)
     assert h.spin_until(lambda: len(states) > n + 30)
     np.testing.assert_allclose(positions_of(states[-1]), start, atol=0.01)

@@ -1,8 +1,10 @@
 """``SimNode``: the MuJoCo arm as a ROS 2 node that behaves like an arm behind ros2_control.
 
-Threads: physics (``PhysicsLoop``: controller + physics + joint states + /clock), rendering
-(``RenderWorker``: cameras), and the executor's threads for the trajectory subscription, the
-reset service and the status timer. One lock guards the simulation state.
+Physics and cameras run in the node's engine process (``SimEngine``, engine.py), with a GIL of
+their own: busy Python threads of this process (executors, a policy node composed with this
+one) cannot starve physics. This process holds the ROS interfaces: a receiver thread publishes
+what the engine produces; the executor's threads serve the trajectory subscription, the reset
+service and the status timer by calling the engine.
 
 Topics (defaults, see docs/architecture.md): publishes ``/joint_states``,
 ``/camera/<name>/image_raw`` (or ``.../compressed``), ``/sim/episode_status``, ``/clock``;
@@ -16,7 +18,6 @@ real time, ``/clock`` carries it for nodes with ``use_sim_time:=true``.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from builtin_interfaces.msg import Time
@@ -36,13 +37,16 @@ from trajectory_msgs.msg import JointTrajectory
 from rynnvla_msgs.msg import EpisodeStatus
 from rynnvla_msgs.srv import ResetEpisode
 from rynnvla_policy.conversions import ns_to_stamp, rgb_to_compressed_image, rgb_to_image
-from rynnvla_sim.config import SimConfig
-from rynnvla_sim.env import ArmSimEnv
 from rynnvla_sim.messages import joint_state
-from rynnvla_sim.node.params import SimNodeParams, SimParamsError
-from rynnvla_sim.node.physics import PhysicsCallbacks, PhysicsLoop
-from rynnvla_sim.node.render import RenderWorker
-from rynnvla_sim.stepper import ControlledArm
+from rynnvla_sim.node.engine import (
+    ControllerCounters,
+    EngineCallError,
+    EngineHandlers,
+    EngineSpec,
+    SimEngine,
+    TrajectoryReceipt,
+)
+from rynnvla_sim.node.params import SimNodeParams
 from rynnvla_sim.trajectory import FollowerConfig
 
 RELIABLE_LATCHED = QoSProfile(
@@ -72,64 +76,34 @@ class SimNode(Node):
     def __init__(self, node_name: str = "sim_node", **kwargs: Any):
         super().__init__(node_name, **kwargs)
         self.params = p = declare_params(self)
-        try:
-            config = SimConfig(
-                joint_names=p.joint_names, image_width=p.image_width, image_height=p.image_height
-            )
-        except ValueError as exc:
-            raise SimParamsError([str(exc)]) from exc
-        self.env = ArmSimEnv(config)
-        self._lock = threading.Lock()
-        follower = FollowerConfig(
-            p.joint_names,
-            allow_partial_joints_goal=p.allow_partial_joints_goal,
-            allow_nonzero_velocity_at_trajectory_end=p.allow_nonzero_velocity_at_trajectory_end,
-            interpolate_from_desired_state=p.interpolate_from_desired_state,
-        )
-        try:
-            self.env.reset(p.task_id, p.seed, distractors=p.distractors)
-        except ValueError as exc:
-            raise SimParamsError([f"task_id={p.task_id!r}: {exc}"]) from exc
-        epoch_ns = time.time_ns() // 1_000_000 * 1_000_000  # whole ms: readable stamps
-        try:
-            self.arm = ControlledArm(self.env, follower, p.control_rate_hz, epoch_ns)
-        except ValueError as exc:
-            raise SimParamsError([str(exc)]) from exc
+        self._lock = threading.Lock()  # guards the episode bookkeeping
         self._episode = {"seed": p.seed, "index": 0, "distractors": p.distractors}
         self._next_seed = p.seed + 1
-        self._create_interfaces()
-        self.renderer = RenderWorker(
-            self.env.model,
-            p.image_width,
-            p.image_height,
-            p.cameras,
-            self._publish_frame,
-            queue_size=p.render_queue_size,
-            on_error=self._thread_failed,
-        )
-        self.physics = PhysicsLoop(
-            self.arm,
-            self._lock,
-            PhysicsCallbacks(
+        self.last_trajectory: TrajectoryReceipt | None = None
+        # raises SimParamsError (bad joint names, image size, task, control rate)
+        self.engine = SimEngine(
+            engine_spec(p),
+            EngineHandlers(
                 joint_state=self._publish_joint_state,
-                clock=self._publish_clock if p.publishes_clock else None,
-                capture=self._capture,
-                error=self._thread_failed,
+                clock=self._publish_clock,
+                frame=self._publish_frame,
                 overrun=self._overrun,
+                error=self._engine_failed,
             ),
-            real_time_factor=p.real_time_factor,
-            joint_state_rate_hz=p.joint_state_rate_hz,
-            camera_rate_hz=p.camera_rate_hz,
-            clock_rate_hz=p.clock_rate_hz,
         )
+        self.controller = ControllerCounters(self.engine)
+        self._create_interfaces()
+
+    @property
+    def physics(self) -> SimEngine:
+        """The engine (physics and cameras); ``.running`` says whether it still runs."""
+        return self.engine
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start rendering (raises GLBackendError without a GL backend), then physics."""
-        self.renderer.start()
-        # stamps = wall clock from now on in real time (start-up time is not a lag)
-        self.physics.start(epoch_ns=time.time_ns() // 1_000_000 * 1_000_000)
+        self.engine.start()
         self._publish_status()
         p = self.params
         self.get_logger().info(
@@ -139,23 +113,22 @@ class SimNode(Node):
         )
 
     def stop(self) -> None:
-        """Stop physics then rendering (idempotent); the arm simply stops moving."""
-        self.physics.stop()
-        self.renderer.stop()
+        """Stop physics and rendering, end the engine process (idempotent); the arm stops."""
+        self.engine.stop()
 
     def _overrun(self, lag_s: float) -> None:
         self.get_logger().warning(
             f"simulation fell {lag_s:.2f} s behind the wall clock (real_time_factor "
             f"{self.params.real_time_factor}): the sim clock skipped ahead, the arm stood still "
-            "meanwhile. The process got too little CPU: lower camera_rate_hz / image size, "
-            "run fewer busy threads in this process, or use real_time_factor < 1",
+            "meanwhile. The engine process got too little CPU: the machine is overloaded; "
+            "lower camera_rate_hz / image size, or use real_time_factor < 1",
             throttle_duration_sec=5.0,
         )
 
-    def _thread_failed(self, exc: BaseException) -> None:
+    def _engine_failed(self, reason: str) -> None:
         if not self.context.ok():
-            return  # Ctrl-C shut the context down under a publishing thread: a normal exit
-        self.get_logger().fatal(f"simulation thread died: {type(exc).__name__}: {exc}")
+            return  # Ctrl-C shut the context down under the publishing thread: a normal exit
+        self.get_logger().fatal(f"simulation engine failed: {reason}")
 
     # ---- ROS interfaces ----------------------------------------------------------------------
 
@@ -191,21 +164,23 @@ class SimNode(Node):
         )
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
-        with self._lock:
-            result = self.arm.submit(msg)
-        if not result.accepted:
-            self.get_logger().warning(f"rejected trajectory: {result.reason}")
+        try:
+            self.last_trajectory = receipt = self.engine.submit(msg)
+        except EngineCallError as exc:
+            self.get_logger().error(f"trajectory not delivered to the engine: {exc}")
+            return
+        if not receipt.accepted:
+            self.get_logger().warning(f"rejected trajectory: {receipt.reason}")
 
     def _on_reset(self, request, response):
         with self._lock:
-            task_id = request.task_id or self.env.task_id
             seed = self._next_seed if request.seed < 0 else int(request.seed)
             try:
-                info = self.arm.reset_episode(task_id, seed, distractors=request.distractors)
-            except (ValueError, KeyError) as exc:
+                info = self.engine.reset(request.task_id, seed, bool(request.distractors))
+            except EngineCallError as exc:
                 response.success = False
                 response.message = f"reset refused: {exc}"
-                response.instruction = self.env.instruction
+                response.instruction = self._status_or_empty().get("instruction", "")
                 self.get_logger().warning(response.message)
                 return response
             self._next_seed = seed + 1
@@ -215,13 +190,19 @@ class SimNode(Node):
                 "distractors": bool(request.distractors),
             }
         response.success = True
-        response.message = f"episode {self._episode['index']}: {task_id} seed {seed}"
+        response.message = f"episode {self._episode['index']}: {info['task_id']} seed {seed}"
         response.instruction = info["instruction"]
         self.get_logger().info(response.message)
         self._publish_status()
         return response
 
-    # ---- publishing (called from the physics, render and executor threads) -------------------
+    def _status_or_empty(self) -> dict:
+        try:
+            return self.engine.status()
+        except EngineCallError:
+            return {}
+
+    # ---- publishing (called from the engine's receiver thread and the executor) -------------
 
     def _publish_joint_state(self, stamp_ns: int, q, qd) -> None:
         self._js_pub.publish(
@@ -230,10 +211,6 @@ class SimNode(Node):
 
     def _publish_clock(self, stamp_ns: int) -> None:
         self._clock_pub.publish(Clock(clock=ns_to_stamp(stamp_ns, Time)))
-
-    def _capture(self, stamp_ns: int, qpos) -> None:
-        # as fast as possible: wait for the renderer; in (scaled) real time: drop, never block
-        self.renderer.submit(stamp_ns, qpos, block=self.params.real_time_factor == 0)
 
     def _publish_frame(self, stamp_ns: int, camera: str, rgb) -> None:
         p = self.params
@@ -249,15 +226,47 @@ class SimNode(Node):
         self._image_pubs[camera].publish(msg)
 
     def _publish_status(self) -> None:
+        try:
+            status = self.engine.status()
+        except EngineCallError as exc:
+            if self.context.ok() and self.engine.running:
+                self.get_logger().error(f"no episode status from the engine: {exc}")
+            return
         with self._lock:
-            msg = EpisodeStatus(
-                task_id=self.env.task_id,
-                instruction=self.env.instruction,
-                seed=int(self._episode["seed"]),
-                episode_index=int(self._episode["index"]),
-                elapsed=self.arm.elapsed_s,
-                success=bool(self.env.success()),
-                time_to_success=float(self.arm.time_to_success_s),
-            )
-            msg.header.stamp = ns_to_stamp(self.arm.now_ns, Time)
+            episode = dict(self._episode)
+        msg = EpisodeStatus(
+            task_id=status["task_id"],
+            instruction=status["instruction"],
+            seed=int(episode["seed"]),
+            episode_index=int(episode["index"]),
+            elapsed=status["elapsed_s"],
+            success=status["success"],
+            time_to_success=status["time_to_success_s"],
+        )
+        msg.header.stamp = ns_to_stamp(status["now_ns"], Time)
         self._status_pub.publish(msg)
+
+
+def engine_spec(p: SimNodeParams) -> EngineSpec:
+    """What the engine process builds, from the node's parameters."""
+    follower = FollowerConfig(
+        p.joint_names,
+        allow_partial_joints_goal=p.allow_partial_joints_goal,
+        allow_nonzero_velocity_at_trajectory_end=p.allow_nonzero_velocity_at_trajectory_end,
+        interpolate_from_desired_state=p.interpolate_from_desired_state,
+    )
+    return EngineSpec(
+        follower=follower,
+        task_id=p.task_id,
+        seed=p.seed,
+        distractors=p.distractors,
+        control_rate_hz=p.control_rate_hz,
+        real_time_factor=p.real_time_factor,
+        joint_state_rate_hz=p.joint_state_rate_hz,
+        camera_rate_hz=p.camera_rate_hz,
+        clock_rate_hz=p.clock_rate_hz if p.publishes_clock else None,
+        cameras=tuple(p.cameras),
+        image_width=p.image_width,
+        image_height=p.image_height,
+        render_queue_size=p.render_queue_size,
+    )
