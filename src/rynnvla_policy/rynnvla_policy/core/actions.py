@@ -12,22 +12,23 @@ The chunk is then normalised per dimension, either z-score (mean / std) or min-m
 over the relative dims, add the current raw state.
 
 Everything here works on numpy arrays and on torch tensors (same type in, same type out); this
-module never imports rclpy.
+module never imports rclpy, nor torch itself: a tensor can only reach it from a process that has
+imported torch already, and the converter (numpy only) is spared torch's ~1 s, ~125 MB import.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-Array = np.ndarray | torch.Tensor
+Array = Any  # np.ndarray or torch.Tensor (torch is not imported here, see the module doc)
 
 # Smallest std (and percentile range) used for normalisation. A dimension that never moves in
 # the data (e.g. a gripper that is always closed) has std 0; dividing by it would blow up any
@@ -151,34 +152,45 @@ class ActionStatistics:
 # --------------------------------------------------------------------------------------------
 # numpy / torch helpers
 # --------------------------------------------------------------------------------------------
+def _is_tensor(x: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _torch():
+    return sys.modules["torch"]  # only called for a tensor, so torch is imported
+
+
 def _cat(parts: Sequence[Array], axis: int) -> Array:
-    if isinstance(parts[0], torch.Tensor):
-        return torch.cat(list(parts), dim=axis)
+    if _is_tensor(parts[0]):
+        return _torch().cat(list(parts), dim=axis)
     return np.concatenate(parts, axis=axis)
 
 
 def _where(condition: np.ndarray, a: Array, b: Array) -> Array:
-    if isinstance(a, torch.Tensor):
+    if _is_tensor(a):
+        torch = _torch()
         return torch.where(torch.as_tensor(condition, device=a.device), a, b)
     return np.where(condition, a, b)
 
 
 def _cumsum(x: Array, axis: int) -> Array:
-    if isinstance(x, torch.Tensor):
-        return torch.cumsum(x, dim=axis)
+    if _is_tensor(x):
+        return _torch().cumsum(x, dim=axis)
     return np.cumsum(x, axis=axis)
 
 
 def _like(vector: np.ndarray, x: Array) -> Array:
     """The float64 statistics vector in x's framework (torch: x's float dtype and device)."""
-    if isinstance(x, torch.Tensor):
+    if _is_tensor(x):
+        torch = _torch()
         dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
         return torch.tensor(vector, dtype=dtype, device=x.device)  # copies: stats are read-only
     return vector
 
 
 def _check_array(name: str, x: Any) -> None:
-    if not isinstance(x, np.ndarray | torch.Tensor):
+    if not (isinstance(x, np.ndarray) or _is_tensor(x)):
         raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
 
 
@@ -217,7 +229,7 @@ class RelativeActionTransform:
     def _check(self, chunk: Array, state: Array, chunk_name: str) -> np.ndarray:
         _check_array(chunk_name, chunk)
         _check_array("state", state)
-        if isinstance(chunk, torch.Tensor) != isinstance(state, torch.Tensor):
+        if _is_tensor(chunk) != _is_tensor(state):
             raise TypeError(f"{chunk_name} and state must both be numpy or both be torch")
         shape, state_shape = tuple(chunk.shape), tuple(state.shape)
         if len(shape) not in (2, 3) or shape[-2] == 0 or state_shape != shape[:-2] + shape[-1:]:
@@ -281,7 +293,7 @@ class ActionNormalizer:
                 f"{tuple(x.shape)}"
             )
         offset, scale = _like(offset, x), _like(scale, x)
-        if not isinstance(x, torch.Tensor):
+        if not _is_tensor(x):
             x = np.asarray(x, dtype=np.float64)
         if inverse:
             return x * scale + offset
