@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -55,8 +56,8 @@ class Harness:
         self.probe = rclpy.create_node("probe", context=context)
         # Single-threaded like the node's own main(): rclpy's MultiThreadedExecutor, spun with
         # spin_once in a loop, re-dispatches each ready callback until a worker starts it (seen:
-        # ~9 dispatches per callback, the spinning thread holding the GIL ~80% of the time), a
-        # load that belongs to the test process, not to the node under test.
+        # ~9 dispatches per callback, the spinning thread holding the GIL in ~80% of the samples
+        # where a thread held it), a load that belongs to the test process, not to the node.
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.sim)
         self.executor.add_node(self.probe)
@@ -133,6 +134,33 @@ def test_trajectory_is_followed_on_time(harness):
     assert h.sim.controller.accepted_count == 1
     velocities = np.array([m.velocity for m in states])
     assert velocities.shape[1] == 6 and np.abs(velocities).max() > 0.1
+
+
+def test_physics_keeps_real_time_next_to_busy_python_threads(harness):
+    # Busy Python threads in the node's process (an executor loop, a policy node composed with
+    # the sim) once starved the physics thread of the GIL; physics now has its own process.
+    h = harness(image_width=32, image_height=24, camera_rate_hz=5.0)
+    assert h.spin_until(lambda: h.sim.engine.status()["ticks"] > 50)
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    threads = [threading.Thread(target=busy, daemon=True) for _ in range(2)]
+    before, wall0 = h.sim.engine.status(), time.monotonic()
+    for thread in threads:
+        thread.start()
+    try:
+        h.spin_until(lambda: time.monotonic() - wall0 > 1.5, 3.0)
+        after, wall = h.sim.engine.status(), time.monotonic() - wall0
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    simulated_s = (after["ticks"] - before["ticks"]) / 500  # control ticks of 2 ms
+    assert after["overruns"] == before["overruns"], after
+    assert simulated_s > 0.8 * wall, f"{simulated_s:.2f} s simulated in {wall:.2f} s: {after}"
 
 
 def test_malformed_trajectory_is_rejected_and_the_arm_holds(harness):

@@ -31,9 +31,9 @@ def main(args: list[str] | None = None) -> int:
     try:
         node = SimNode()
         node.start()
-        # Single-threaded on purpose: the callbacks are short and never block, and rclpy's
-        # MultiThreadedExecutor busy-loops on the GIL while a dispatched callback waits for a
-        # worker, taking it from the physics thread (docs/simulation.md, troubleshooting).
+        # Single-threaded on purpose: the callbacks are short, and rclpy's MultiThreadedExecutor
+        # busy-loops on the GIL while a dispatched callback waits for a worker, which delays
+        # the publishing thread (docs/simulation.md, troubleshooting).
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
