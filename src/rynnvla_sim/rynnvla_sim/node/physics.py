@@ -1,6 +1,7 @@
 """The physics thread of the sim node: steps the arm in real time (or faster) and emits events.
 
-Each control tick (under the node's state lock): sample the trajectory, command the actuators,
+It runs in the node's engine process (engine_process.py). Each control tick (under the
+engine's state lock): sample the trajectory, command the actuators,
 step physics. Then, outside the lock: joint states and /clock are emitted when due, and camera
 snapshots are handed to the render thread. No rclpy.
 
@@ -8,9 +9,9 @@ Pacing with ``real_time_factor`` r > 0 (sim time advances r times as fast as the
 the thread sleeps until the next *output* (joint state, camera frame, /clock) is due, then runs
 every control tick up to that instant back to back (about 60 us each), so it never runs ahead
 of the wall clock and wakes ~100 times a second, not once per 2 ms tick. Why: the thread needs
-the GIL after every sleep, and a Python thread that is busy elsewhere in the process (an
-executor loop, inference) hands it over only every ``sys.getswitchinterval()`` (5 ms): one
-wake-up per tick made physics wait for the GIL 500 times a second. A lag (the process did not
+the GIL after every sleep, and a Python thread that is busy elsewhere in the process hands it
+over only every ``sys.getswitchinterval()`` (5 ms): one wake-up per tick made physics wait for
+the GIL 500 times a second. A lag (the process did not
 get the CPU or the GIL for a while) is caught up by running the missed ticks in one burst;
 camera frames whose capture instant is more than ``CAPTURE_MAX_LAG_S`` in the past are not
 rendered (the camera rate drops before physics does). A lag of more than ``MAX_LAG_S`` is not
