@@ -83,11 +83,8 @@ def test_commands_use_real_options(train_sim, pipeline, monkeypatch):
     for task in pipeline.demos:
         collect = collect_parser().parse_args(commands[f"collect-{task}"][1:])
         collected[collect.task] = collect.episodes
-    assert collected == pipeline.demos == {
-        "block_to_plate": 120,
-        "strawberry_to_bowl": 20,
-        "pen_to_holder": 20,
-    }
+    recipe = {"block_to_plate": 120, "strawberry_to_bowl": 20, "pen_to_holder": 20}
+    assert collected == pipeline.demos == recipe
     convert_parser().parse_args(commands["convert"][1:])
     evaluation = eval_parser().parse_args(commands["eval"][1:])
     assert evaluation.episodes.startswith("block_to_plate=50")
