@@ -21,8 +21,10 @@ of its 2 x 2 sub-blocks (a space-to-depth colour encoder; 12 values for RGB):
   ~ f - m. What remains global is that subtraction of the mean colour: removing a 5 x 5 px
   object shifts every feature by ~0.005 (under one grey level).
 
-The k-means codebook fitted on top then quantises "which colours where inside the cell": a code
-changes only where the image changes, and a 4 px shift of an object changes its code.
+The k-means codebook fitted on top then quantises "which colours where inside the cell": codes
+change where the image changes, plus 0-2 other cells per frame when the arm moves (the mean-colour
+shift crossing a codebook boundary; measured on the sim scene), and a 4 px shift of an object
+changes its code.
 """
 
 from __future__ import annotations
