@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """`make train-sim`: the simulated arm's policy from scratch, with the project's own CLIs.
 
-    rynnvla-sim-collect (all tasks)  scripted-expert demonstrations, rosbag2 MCAP
+    rynnvla-sim-collect (per task)   scripted-expert demonstrations, rosbag2 MCAP (--demos)
  -> rynnvla-convert                  LeRobot v3 dataset + statistics
  -> rynnvla-train vqgan              image tokenizer on the robot frames (--image-tokenizer vqgan;
-                                     the default fits a k-means codebook inside stage 3 instead)
+                                     the default builds a patch-colour encoder + k-means codebook
+                                     inside stage 3 instead)
  -> rynnvla-train vae                ActionVAE on the action chunks
  -> rynnvla-train stage3             the VLA (tiny preset), a PolicyRunner checkpoint
  -> rynnvla-eval                     closed loop through the sim node + policy node
