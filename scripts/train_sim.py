@@ -230,26 +230,26 @@ def parse_demos(text: str) -> dict[str, int]:
 
     if text.strip().isdigit():
         return dict.fromkeys(TASKS, int(text))
-    out: dict[str, int] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        task, _, count = item.partition("=")
-        if task not in TASKS or not count.isdigit() or int(count) < 1:
-            raise PipelineError(
-                f"--demos item {item!r}: expected <task>=<N>, task in {list(TASKS)}"
-            )
-        out[task] = int(count)
-    return out
+    return parse_counts(
+        text, TASKS, f"--demos item {{}}: expected <task>=<N>, task in {list(TASKS)}"
+    )
 
 
 def parse_steps(text: str) -> dict[str, int]:
+    """'stage=N,stage=N' -> {stage: N}."""
+    return parse_counts(
+        text, TRAIN_STAGES, f"--steps item {{}}: expected <stage>=<steps>, stage in {TRAIN_STAGES}"
+    )
+
+
+def parse_counts(text: str, known, error: str) -> dict[str, int]:
+    """'key=N,key=N' with keys in `known` and N >= 1; `error` names the bad item at {}."""
     out: dict[str, int] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
-        stage, _, steps = item.partition("=")
-        if stage not in TRAIN_STAGES or not steps.isdigit() or int(steps) < 1:
-            raise PipelineError(
-                f"--steps item {item!r}: expected <stage>=<steps>, stage in {TRAIN_STAGES}"
-            )
-        out[stage] = int(steps)
+        key, _, count = item.partition("=")
+        if key not in known or not count.isdigit() or int(count) < 1:
+            raise PipelineError(error.format(repr(item)))
+        out[key] = int(count)
     return out
 
 
