@@ -18,14 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-JOINT_NAMES: tuple[str, ...] = (
-    "shoulder_pan",
-    "shoulder_lift",
-    "elbow_flex",
-    "wrist_flex",
-    "wrist_roll",
-    "gripper",
-)
+from rynnvla_policy.core.joints import SO100_JOINT_NAMES
+
+JOINT_NAMES: tuple[str, ...] = SO100_JOINT_NAMES  # the simulated arm has the SO-100 layout
 
 # Joint position limits (rad), in JOINT_NAMES order. Mechanical ranges of an SO-100 class arm.
 JOINT_LIMITS = np.array(
