@@ -85,10 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     context = init_distributed(config.dist)
+    code = 1  # an exception escaping _train: not a clean finish
     try:
-        return _train(config, context)
+        code = _train(config, context)
+        return code
     finally:
-        shutdown_distributed()
+        shutdown_distributed(clean=code == 0)
 
 
 def _train(config, context) -> int:

@@ -96,6 +96,7 @@ def _main(output_dir: str, overrides_json: str) -> None:
     stop_at_step = overrides.pop("stop_at_step", None)
     config = toy_config(Path(output_dir), **overrides)
     context = init_distributed(config.dist)
+    clean = False
     try:
         trainer = Trainer(config, toy_parts(), context)
         result = trainer.fit(stop_at_step=stop_at_step)
@@ -108,8 +109,9 @@ def _main(output_dir: str, overrides_json: str) -> None:
                 "strategy": result.strategy,
             }
             Path(output_dir, f"result_{result.steps}.json").write_text(json.dumps(summary))
+        clean = True
     finally:
-        shutdown_distributed()
+        shutdown_distributed(clean)
 
 
 if __name__ == "__main__":
