@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from rynnvla_policy.core.actions import (
@@ -19,6 +20,7 @@ from rynnvla_policy.core.actions import (
     build_relative_chunks,
 )
 from rynnvla_training.data.augment import ColorJitterConfig, JitterDraw
+from rynnvla_training.data.code_store import CodeStore
 from rynnvla_training.data.episodes import EpisodeSource, episode_windows
 from rynnvla_training.data.frame_store import FrameStore, uint8_to_pixels
 from rynnvla_training.data.sampling import SampleKey
@@ -42,7 +44,8 @@ class WindowSpec:
 class WindowDataset(Dataset):
     """`dataset[key]` -> {"pixels" (K, C, 3, h, w), "instruction_ids" list[int]} for one window
     of one episode, plus "states" (K, D), "chunks" (K, T, D) and "chunk_mask" (K, T) when a
-    normaliser and transform are given."""
+    normaliser and transform are given. With a `CodeStore` (no colour jitter) the frames come
+    as their VQ codes, "codes" (K, C, gh, gw) int64, instead of "pixels"."""
 
     def __init__(
         self,
@@ -53,11 +56,17 @@ class WindowDataset(Dataset):
         jitter: ColorJitterConfig,
         normalizer: ActionNormalizer | None = None,
         transform: RelativeActionTransform | None = None,
+        codes: CodeStore | None = None,
     ) -> None:
+        if codes is not None and jitter.enabled:
+            raise ValueError(
+                "cached VQ codes need colour jitter off: jittered pixels encode to other codes"
+            )
         missing = [c for c in window.cameras if c not in source.camera_names]
         if missing:
             raise ValueError(f"cameras {missing} not in the dataset's {list(source.camera_names)}")
         self.frames = frames
+        self.codes = codes
         self.window = window
         self.normalizer = normalizer
         self.transform = transform
@@ -82,14 +91,12 @@ class WindowDataset(Dataset):
     def __getitem__(self, key: SampleKey) -> dict[str, Any]:
         episode, start = int(self.episodes[key.index]), int(self.starts[key.index])
         frame_ids = start + self.window.offsets()  # (K,)
-        pixels = np.stack(
-            [self.frames.get(episode, camera, frame_ids) for camera in self.window.cameras],
-            axis=1,
-        )  # (K, C, h, w, 3) uint8
-        pixels = uint8_to_pixels(pixels)  # (K, C, 3, h, w)
-        if self.jitter.enabled:
-            pixels = JitterDraw.sample(self.jitter, key.rng()).apply(pixels)
-        sample = {"pixels": pixels, "instruction_ids": self.instruction_ids[self.tasks[episode]]}
+        sample: dict[str, Any] = {"instruction_ids": self.instruction_ids[self.tasks[episode]]}
+        if self.codes is not None:
+            codes = [self.codes.get(episode, camera, frame_ids) for camera in self.window.cameras]
+            sample["codes"] = torch.from_numpy(np.stack(codes, axis=1).astype(np.int64))
+        else:
+            sample["pixels"] = self._pixels(episode, frame_ids, key)
         if self.normalizer is None or self.transform is None:
             return sample
         states, actions = self.arrays[episode]
@@ -100,3 +107,13 @@ class WindowDataset(Dataset):
         sample["chunks"] = self.normalizer.normalize_actions(chunks).astype(np.float32)
         sample["chunk_mask"] = valid
         return sample
+
+    def _pixels(self, episode: int, frame_ids: np.ndarray, key: SampleKey) -> torch.Tensor:
+        pixels = np.stack(
+            [self.frames.get(episode, camera, frame_ids) for camera in self.window.cameras],
+            axis=1,
+        )  # (K, C, h, w, 3) uint8
+        pixels = uint8_to_pixels(pixels)  # (K, C, 3, h, w)
+        if self.jitter.enabled:
+            pixels = JitterDraw.sample(self.jitter, key.rng()).apply(pixels)
+        return pixels

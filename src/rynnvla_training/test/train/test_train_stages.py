@@ -271,3 +271,32 @@ def test_resume_of_a_real_stage_is_bit_exact(tmp_path, converted_dataset):
     for name, value in a["model"].items():
         assert torch.equal(value, b["model"][name]), name
     assert a["scheduler"] == b["scheduler"]
+
+
+def test_stage3_on_cached_codes_trains_exactly_like_encoding_each_sample(
+    tmp_path, converted_dataset, robot_vae
+):
+    """Without colour jitter the frames' VQ codes are encoded once into the frame cache; the
+    losses must be bit-identical to encoding every sample in the training step."""
+
+    def run(name: str, cache_codes: bool):
+        return run_stage(
+            "stage3",
+            tmp_path / name,
+            [
+                *FAST,
+                f"data.lerobot_roots=[{converted_dataset}]",
+                f"model.action_vae={robot_vae.final}",
+                "data.color_jitter={brightness: 0, contrast: 0, saturation: 0, hue: 0}",
+                f"data.cache_codes={str(cache_codes).lower()}",
+                "loop.max_steps=3",
+                "loop.micro_batch_size=2",
+            ],
+        )
+
+    cached, encoded = run("cached", True), run("encoded", False)
+    assert "cached VQ codes" in cached.parts.description
+    assert "cached VQ codes" not in encoded.parts.description
+    assert list((tmp_path / "cached" / "frame_cache").rglob("codes-*/front/*.npy"))
+    assert cached.result.losses == encoded.result.losses
+    assert cached.loss_after == encoded.loss_after

@@ -6,7 +6,8 @@ instruction ids); VQ encoding, ActionVAE targets and token sequences are made he
 training device, with the model core's own sequence builders (the same code inference uses).
 
 Batch (B samples, F frames each, C cameras):
-- `pixels` (B, F, C, 3, h, w) in [-1, 1]
+- `pixels` (B, F, C, 3, h, w) in [-1, 1], or `codes` (B, F, C, gh, gw): the frames' VQ codes,
+  precomputed with this same frozen tokenizer (`CodeStore`, when there is no colour jitter)
 - `instruction_ids`: list of B lists of token ids (BOS + BPE)
 - stages 2-3: `states` (B, F, state_dim) normalised; `chunks` (B, F, T, action_dim) normalised
   relative chunks and `chunk_mask` (B, F, T) bool (False = padded past the episode end).
@@ -76,11 +77,11 @@ class VLATrainingModule(nn.Module):
         return self.model(self.model_inputs(batch))
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        codes = self.encode_images(batch["pixels"])  # (B, F, C, gh, gw)
+        codes = self.frame_codes(batch)  # (B, F, C, gh, gw)
         sequences = [
             self._sequence(ids, codes[b].cpu()) for b, ids in enumerate(batch["instruction_ids"])
         ]
-        device = batch["pixels"].device
+        device = codes.device
         inputs = {k: v.to(device) for k, v in collate(sequences, self.config.tokens.pad_id).items()}
         if self.action_vae is not None:
             inputs["states"] = batch["states"].flatten(0, 1)  # (B * F, D): STATE tokens in order
@@ -91,11 +92,20 @@ class VLATrainingModule(nn.Module):
     def config(self):
         return self.model.config
 
+    def frame_codes(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The batch's VQ codes (B, F, C, gh, gw): precomputed ones, else encoded now."""
+        if "codes" in batch:
+            return batch["codes"].long()
+        return self.encode_images(batch["pixels"])
+
     @torch.no_grad()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, F, C, 3, h, w) -> VQ codes (B, F, C, gh, gw)."""
         lead = pixels.shape[:3]
-        codes = self.image_tokenizer.encode(pixels.flatten(0, 2).float())  # (B*F*C, gh, gw)
+        # fp32 even under bf16 autocast: the policy encodes in fp32, and a nearest-code search
+        # in bf16 would flip codes near cell boundaries (training and inference would differ)
+        with torch.autocast(pixels.device.type, enabled=False):
+            codes = self.image_tokenizer.encode(pixels.flatten(0, 2).float())  # (B*F*C, gh, gw)
         return codes.view(*lead, *codes.shape[-2:])
 
     @torch.no_grad()
@@ -138,14 +148,16 @@ class VLATrainingModule(nn.Module):
         embeds = self.model.embed(ids, inputs.get("states"))
         hidden = self.model.model.norm(self.model.model(embeds))
         predicted_ids = self.model.lm_head(hidden[0, :-1]).argmax(-1)  # (S - 1,)
-        true_codes = self.encode_images(first["pixels"])[0]  # (F, C, gh, gw)
+        true_codes = self.frame_codes(first)[0]  # (F, C, gh, gw)
         predicted = self._predicted_codes(labels[0, 1:], predicted_ids, true_codes)
         if self.vq_decoder is None:
             # No decoder (k-means tokenizer): compare codes, drawn with one colour per code.
             true_images = palette_image(true_codes.cpu().numpy(), self.config.image.downsample)
             predicted_images = palette_image(predicted.cpu().numpy(), self.config.image.downsample)
         else:
-            true_images = _to_uint8(first["pixels"][0])
+            # precomputed codes come without pixels: show what the true codes decode to
+            pixels = first.get("pixels")
+            true_images = self._decode(true_codes) if pixels is None else _to_uint8(pixels[0])
             predicted_images = self._decode(predicted)
         conditioned = self.config.loss.condition_frames
         return compose_preview(true_images, predicted_images, conditioned_frames=conditioned)

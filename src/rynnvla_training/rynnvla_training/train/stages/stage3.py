@@ -23,6 +23,7 @@ from rynnvla_policy.core.checkpoint import IMAGE_TOKENIZER_DIR, Checkpoint
 from rynnvla_policy.core.config import ProcessorConfig
 from rynnvla_policy.core.processor import RynnVLAProcessor
 from rynnvla_training.data.augment import ColorJitterConfig
+from rynnvla_training.data.code_store import CodeStore
 from rynnvla_training.data.collate import ConcatKeyed, stack_collate
 from rynnvla_training.data.frame_store import FrameStore, uint8_to_pixels
 from rynnvla_training.data.windows import WindowDataset, WindowSpec
@@ -65,6 +66,8 @@ class RobotDataConfig:
     color_jitter: ColorJitterConfig = field(default_factory=ColorJitterConfig)
     frame_cache_dir: str = "auto"  # preprocessed-frame cache; "auto": <output_dir>/frame_cache,
     # "": none (each sample decodes the frames it needs)
+    cache_codes: bool = True  # with a frame cache and no colour jitter: VQ-encode each frame
+    # once per run (in the cache), not once per sample
 
     def __post_init__(self) -> None:
         check(self.history_frames >= 0, "data.history_frames", self.history_frames, ">= 0")
@@ -121,6 +124,7 @@ def build_stage3(config: TrainConfig, context: DistContext) -> TrainingParts:
         _frame_sampler(sources, stores, cameras),
         config.loop.seed,
     )
+    code_stores = _code_stores(data, stores, tokenizer, tuple(cameras), context)
     processor = RynnVLAProcessor(features, image, choice.config.tokens, statistics, text)
     window = WindowSpec(frames, data.frame_stride, chunk_length, tuple(cameras))
     tasks = {s.task(e) for s in sources for e in range(len(s))}
@@ -135,8 +139,9 @@ def build_stage3(config: TrainConfig, context: DistContext) -> TrainingParts:
                 data.color_jitter,
                 normalizer=processor.normalizer,
                 transform=processor.transform,
+                codes=codes,
             )
-            for source, store in zip(sources, stores, strict=True)
+            for source, store, codes in zip(sources, stores, code_stores, strict=True)
         ]
     )
     module = VLATrainingModule(
@@ -169,8 +174,26 @@ def build_stage3(config: TrainConfig, context: DistContext) -> TrainingParts:
             f"{'; re-initialised ' + str(choice.reinitialised) if choice.reinitialised else ''}"
             f"{'; ' + notes if notes else ''}), {len(dataset)} windows of {frames} frames x "
             f"{list(cameras)}, chunk {chunk_length}, image tokenizer: {tokenizer_origin}"
+            f"{'; frames as cached VQ codes' if code_stores[0] is not None else ''}"
         ),
     )
+
+
+def _code_stores(data, stores, tokenizer, cameras, context: DistContext) -> list:
+    """One filled `CodeStore` per source when codes can be cached, else Nones."""
+    if not (data.cache_codes and stores[0].root is not None and not data.color_jitter.enabled):
+        return [None] * len(stores)
+    code_stores = [CodeStore(store, tokenizer) for store in stores]
+
+    def fill() -> None:
+        for index, code_store in enumerate(code_stores):
+            code_store.fill(cameras, f"VQ codes of dataset {index + 1}/{len(stores)}")
+
+    if context.local_rank == 0:
+        fill()  # each node's first process encodes while the others wait
+    context.barrier()
+    fill()  # a no-op where the cache is shared; a per-process cache dir is filled here
+    return code_stores
 
 
 def _preset_frames(preset: str) -> int:
