@@ -42,10 +42,10 @@ SHIP_LIMIT_MB = 30.0
 TRAIN_STAGES = ("vqgan", "vae", "stage3")
 # The shipped sim policy's recipe (fits the 60-minute CPU budget); the configs' own step counts
 # are for longer runs.
-DEFAULT_STEPS = "vae=800,stage3=3500"
+DEFAULT_STEPS = "vae=800,stage3=11000"
 # The green-block task is the one with a success target: most demonstrations are of it; the
 # others keep the policy reading its instruction.
-DEFAULT_DEMOS = "block_to_plate=120,strawberry_to_bowl=20,pen_to_holder=20"
+DEFAULT_DEMOS = "block_to_plate=200,strawberry_to_bowl=20,pen_to_holder=20"
 EVAL_EPISODES = "block_to_plate=50,strawberry_to_bowl=5,pen_to_holder=5"
 QUICK = {  # --quick: a wiring check in a few minutes, not a usable policy
     "demos": {"block_to_plate": 2, "strawberry_to_bowl": 2, "pen_to_holder": 2},

@@ -88,6 +88,11 @@ class Trainer:
             monitor.write(
                 f"[{self.config.stage}] {self.parts.description} strategy={self.strategy}"
             )
+        if self._emulated_bf16():
+            monitor.write(
+                "warning: dist.precision=bf16 on a CPU without native bf16 (AVX-512 BF16 or "
+                "AMX): autocast is emulated and slower than fp32; set dist.precision=fp32"
+            )
         losses: list[float] = []
         self.model.train()
         try:
@@ -225,6 +230,11 @@ class Trainer:
         if self.strategy == "fsdp":
             self.model.set_requires_gradient_sync(is_last)
         return contextlib.nullcontext()
+
+    def _emulated_bf16(self) -> bool:
+        if self.config.dist.precision != "bf16" or self.context.device.type != "cpu":
+            return False
+        return not torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         # FSDP casts parameters itself (MixedPrecisionPolicy); others use autocast.

@@ -68,7 +68,7 @@ def test_codes_are_cached_per_tokenizer(stores):
 
 
 def test_a_worker_copy_reads_files_and_never_encodes(stores):
-    frames, codes = stores
+    _, codes = stores
     codes.fill(("front",))
     copy = pickle.loads(pickle.dumps(codes))
     assert copy._tokenizer is None
