@@ -163,6 +163,9 @@ def arm_extras_xml(joint_names: tuple[str, ...]) -> str:
     <exclude body1="gripper_base" body2="finger_left"/>
     <exclude body1="gripper_base" body2="finger_right"/>
     <exclude body1="arm_base" body2="upper_arm"/>
+    <!-- MuJoCo filters parent-child contacts except with bodies welded to the world, which
+         the base is: without this the yoke rubs on the base servo and kicks the pan joint -->
+    <exclude body1="arm_base" body2="shoulder"/>
   </contact>
   <actuator>
 {actuators}
