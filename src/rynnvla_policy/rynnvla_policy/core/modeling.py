@@ -299,7 +299,8 @@ class RynnVLAModel(nn.Module):
                 f"states must be (N, {self.config.state_dim}), got {tuple(states.shape)}"
             )
         projected = self.state_projection(states.to(embeds.dtype))  # (N, H)
-        return embeds.masked_scatter(is_state.unsqueeze(-1), projected)
+        # under autocast the projection comes out in the autocast dtype, the embeddings not
+        return embeds.masked_scatter(is_state.unsqueeze(-1), projected.to(embeds.dtype))
 
     # ---- training ------------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:

@@ -188,6 +188,21 @@ def test_action_loss_kept_when_z_loss_is_off():
     assert model.state_projection.weight.grad.abs().sum() > 0
 
 
+def test_bf16_autocast_training_step_matches_fp32():
+    """Training under bf16 autocast (the tiny CPU recipe): STATE embeddings come out of the
+    projection in bf16 and are put back in fp32 embeddings; the loss stays close to fp32."""
+    model, batch = _model(), _batch()
+    model.eval()  # no dropout: the two passes must see the same network
+    with torch.no_grad():
+        fp32, _ = model(batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16, _ = model(batch)
+    bf16.backward()
+    assert bf16.dtype == torch.float32
+    assert abs(bf16.item() - fp32.item()) < 0.02 * abs(fp32.item())
+    assert model.state_projection.weight.grad.abs().sum() > 0
+
+
 def test_residual_dropout_only_in_training():
     model = _model()
     assert model.config.backbone.residual_dropout > 0
