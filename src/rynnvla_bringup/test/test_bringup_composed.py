@@ -115,8 +115,9 @@ def _green_block_episodes(n: int, stop_on_success: bool) -> list:
 def test_the_shipped_checkpoint_drives_the_simulated_arm():
     (result,) = _green_block_episodes(1, stop_on_success=False)
     assert not result.error, result.summary()
-    # ~25 s at a new chunk every ~333 ms: the policy kept commanding the arm all episode long
-    assert result.chunks >= 30, result.summary()
+    # a new chunk every ~333 ms: the policy kept commanding the arm all episode long (which
+    # ends at success or after 25 s)
+    assert result.duration_s > 2.0 and result.chunks >= 2 * result.duration_s, result.summary()
     assert result.inference_ms and max(result.inference_ms) < 5000.0, result.summary()
 
 
