@@ -62,7 +62,9 @@ def test_vqgan_tokenizer_mode_trains_vqgan_and_feeds_it_to_stage3(train_sim, tmp
     run_config.write_text(yaml.safe_dump(pipeline.stage_overrides("stage3")))
     config = resolve_config("stage3", None, [train_sim.shipped_config("stage3"), run_config])
     assert Path(config.model.image_tokenizer) == pipeline.stage_dir("vqgan") / "final"
-    assert config.loop.max_steps == 3500  # the shipped recipe's default step count
+    # the recipe's default step count reaches the trainer
+    assert config.loop.max_steps == train_sim.parse_steps(train_sim.DEFAULT_STEPS)["stage3"]
+    assert config.loop.max_steps > 1000
 
 
 def test_default_pipeline_skips_the_vqgan_stage(pipeline):
@@ -83,8 +85,9 @@ def test_commands_use_real_options(train_sim, pipeline, monkeypatch):
     for task in pipeline.demos:
         collect = collect_parser().parse_args(commands[f"collect-{task}"][1:])
         collected[collect.task] = collect.episodes
-    recipe = {"block_to_plate": 120, "strawberry_to_bowl": 20, "pen_to_holder": 20}
+    recipe = train_sim.parse_demos(train_sim.DEFAULT_DEMOS)
     assert collected == pipeline.demos == recipe
+    assert set(recipe) == {"block_to_plate", "strawberry_to_bowl", "pen_to_holder"}
     convert_parser().parse_args(commands["convert"][1:])
     evaluation = eval_parser().parse_args(commands["eval"][1:])
     assert evaluation.episodes.startswith("block_to_plate=50")
