@@ -123,9 +123,9 @@ def test_the_shipped_checkpoint_drives_the_simulated_arm():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap (issue 8): the shipped tiny policy (3500 stage-3 steps on CPU, 0/10 "
-    "green-block episodes) reaches toward the plate instead of the block; strict, so a policy "
-    "that succeeds makes this test fail until the marker is removed",
+    reason="known gap (issue 8): the shipped tiny policy (10000 stage-3 steps on CPU, 0/10 "
+    "green-block episodes) reaches the block but does not grasp it; strict, so a policy that "
+    "succeeds makes this test fail until the marker is removed",
 )
 def test_the_shipped_checkpoint_succeeds_on_the_green_block():
     results = _green_block_episodes(3, stop_on_success=True)
