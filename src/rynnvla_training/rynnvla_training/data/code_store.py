@@ -6,14 +6,12 @@ tokenizer from the training step (on the tiny CPU preset it was about a fifth of
 Codes are cached next to the preprocessed frames, under a fingerprint of the tokenizer's
 weights, so a resumed run or a second run with the same tokenizer reads them back and a
 different tokenizer can never read stale codes. Files are written to a temporary name and
-renamed, like `FrameStore`'s.
+renamed (`save_npy_atomic`, shared with `FrameStore`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from rynnvla_policy.core.image_tokenizer import ImageTokenizer
-from rynnvla_training.data.frame_store import FrameStore, uint8_to_pixels
+from rynnvla_training.data.frame_store import FrameStore, save_npy_atomic, uint8_to_pixels
 
 ENCODE_BATCH = 256  # frames per tokenizer call while filling the cache
 
@@ -90,14 +88,4 @@ class CodeStore:
             # fp32 whatever the training precision: the policy encodes in fp32 at inference
             with torch.autocast(device.type, enabled=False):
                 codes.append(tokenizer.encode(pixels.to(device)).cpu())  # (n, gh, gw)
-        array = torch.cat(codes).numpy().astype(np.int16)
-        path = self.path(episode, camera)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                np.save(file, array)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_npy_atomic(self.path(episode, camera), torch.cat(codes).numpy().astype(np.int16))

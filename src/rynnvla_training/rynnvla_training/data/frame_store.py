@@ -72,13 +72,18 @@ class FrameStore:
 
     def _write(self, path: Path, episode: int, camera: str) -> None:
         raw = self.source.frames(episode, camera)
-        frames = np.stack([preprocess_to_uint8(frame, self.image) for frame in raw])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                np.save(file, frames)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_npy_atomic(path, np.stack([preprocess_to_uint8(frame, self.image) for frame in raw]))
+
+
+def save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    """`np.save` to a temporary name in the same directory, then rename: readers (other
+    workers, ranks, a resumed run) see the whole file or none, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.save(file, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
