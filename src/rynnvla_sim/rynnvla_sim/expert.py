@@ -8,7 +8,15 @@ the place is planned after the lift from where the object actually sits in the h
 pick (object not in the hand after the lift) is retried up to twice.
 
 Per-episode human-like variation (seeded): speed, approach and carry heights, grasp and place
-offsets, a short hesitation, and a smooth wobble on the transport segments.
+offsets, a short hesitation, a smooth wobble on the transport segments, and in some episodes an
+approach that first misses the object by a few centimetres and is then corrected, as a
+teleoperator's would be. Such corrections are what a learned policy needs to see: without them
+every recorded state beside the object is on the way to it, never off target.
+
+Grasp and release are told apart by height: the object is let go a little above its target
+(`release_clearance`), so "gripper closed, at the object's height" always precedes a lift and
+"gripper closed, held above the target" always precedes opening. From a single observation the
+two would otherwise look alike to a policy.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ from rynnvla_sim.scenes.objects import PEN_HALF_LENGTH
 PHASES = ("approach", "descend", "grasp", "lift", "move", "place", "release", "retreat")
 MAX_PICK_ATTEMPTS = 3
 GRIPPER_CLOSED = 0.0
+APPROACH_MISS_PROBABILITY = 0.4
+APPROACH_MISS_RANGE_M = (0.015, 0.035)
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,8 @@ class HumanStyle:
     grasp_yaw_jitter: float  # rad
     hesitation_s: float  # pause above the object before descending
     wobble: Wobble
+    approach_miss: np.ndarray  # (2,) m, xy error of the first approach, then corrected; 0: none
+    release_clearance: float  # m, the object's bottom above its resting height when let go
 
     @staticmethod
     def sample(rng: np.random.Generator) -> HumanStyle:
@@ -63,7 +75,17 @@ class HumanStyle:
                 frequency=rng.uniform(0.4, 1.4, 3),
                 phase=rng.uniform(0, 2 * math.pi, 3),
             ),
+            approach_miss=_sample_miss(rng, APPROACH_MISS_PROBABILITY, APPROACH_MISS_RANGE_M),
+            release_clearance=float(rng.uniform(0.012, 0.022)),
         )
+
+
+def _sample_miss(rng: np.random.Generator, probability: float, radius: tuple[float, float]):
+    """(2,) xy offset: zero with 1 - `probability`, else a random direction and length."""
+    angle, length = rng.uniform(0, 2 * math.pi), rng.uniform(*radius)
+    if rng.uniform() >= probability:
+        return np.zeros(2)
+    return length * np.array([math.cos(angle), math.sin(angle)])
 
 
 @dataclass(frozen=True)
@@ -180,13 +202,18 @@ class ScriptedExpert:
         grasp = np.array([*grasp_xy, obj_pos[2] + grip.tcp_above_center])
         above = grasp + np.array([0.0, 0.0, style.approach_height])
         lifted = np.array([*grasp_xy, style.carry_height])
-        travel = float(np.linalg.norm(above - start.pos))
+        miss = np.array([*style.approach_miss, 0.0]) if self._pick_attempts == 1 else np.zeros(3)
+        first_stop = above + miss
+        travel = float(np.linalg.norm(first_stop - start.pos))
         self._add(
             "approach",
             float(np.clip(travel / 0.22, 0.9, 1.8)),
-            Waypoint(above, rot, grip.open_gripper),
+            Waypoint(first_stop, rot, grip.open_gripper),
             True,
         )
+        if miss.any():  # notice the miss, then correct it
+            self._add("approach", 0.25, Waypoint(first_stop, rot, grip.open_gripper))
+            self._add("approach", 0.6, Waypoint(above, rot, grip.open_gripper))
         if style.hesitation_s > 0:
             self._add("approach", style.hesitation_s, Waypoint(above, rot, grip.open_gripper))
         self._add("descend", 0.75, Waypoint(grasp, rot, grip.open_gripper))
@@ -229,7 +256,7 @@ class ScriptedExpert:
         drop = np.array(
             [
                 *(target_pos[:2] + self.style.place_jitter),
-                target_pos[2] + drop_height[self._task.task_id],
+                target_pos[2] + drop_height[self._task.task_id] + self.style.release_clearance,
             ]
         )
         place = drop - rot @ offset_tcp

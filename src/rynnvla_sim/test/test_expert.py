@@ -84,6 +84,47 @@ def test_expert_phases_follow_the_pick_and_place_order(env):
     ]
 
 
+def _tcp_trace(env, task_id, seed):
+    """[(phase, tcp position (3,), gripper target)] per tick of a whole expert episode."""
+    env.reset(task_id, seed)
+    expert = ScriptedExpert(env)
+    trace = []
+    while not expert.done and env.time < 15:
+        q = expert.act(env)
+        trace.append((expert.phase, env.tcp_pose()[0].copy(), q[5]))
+        env.set_joint_targets(q)
+        env.step(1 / 30)
+    return trace, expert
+
+
+def test_some_approaches_miss_and_are_corrected_before_the_descent(env):
+    misses = []
+    for seed in range(40):
+        env.reset("block_to_plate", seed)
+        misses.append(np.linalg.norm(ScriptedExpert(env).style.approach_miss))
+    assert 8 <= sum(m > 0 for m in misses) <= 28  # about 40 % of the episodes
+    assert all(m == 0 or 0.015 <= m <= 0.035 for m in misses)
+    seed = next(i for i, m in enumerate(misses) if m > 0)
+    trace, expert = _tcp_trace(env, "block_to_plate", seed)
+    assert env.success()
+    # the approach ends off target, waits, and moves over to where the descent starts
+    miss = np.linalg.norm(expert.style.approach_miss)
+    approach = np.array([pos for phase, pos, _ in trace if phase == "approach"])  # (N, 3)
+    descent_start = next(pos for phase, pos, _ in trace if phase == "descend")
+    off_target = np.linalg.norm(approach[:, :2] - descent_start[:2], axis=1)  # (N,)
+    stopped = np.linalg.norm(np.diff(approach, axis=0), axis=1) < 1e-4  # (N - 1,) the pause
+    assert stopped.any() and off_target[1:][stopped].max() > 0.7 * miss
+
+
+def test_the_object_is_let_go_above_where_it_was_grasped(env):
+    trace, expert = _tcp_trace(env, "block_to_plate", 9)
+    assert env.success()
+    grasp_z = np.mean([pos[2] for phase, pos, _ in trace if phase == "grasp"])
+    release_z = np.mean([pos[2] for phase, pos, _ in trace if phase == "release"])
+    plate_top = 0.01  # the plate lifts the block by its thickness
+    assert release_z - grasp_z > plate_top + 0.5 * expert.style.release_clearance
+
+
 def test_ik_reaches_top_down_poses_across_the_workspace(env):
     ik = ArmIK(env.model, env.joint_names)
     q = env.joint_positions()
