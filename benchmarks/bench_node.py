@@ -496,7 +496,44 @@ def parse_args(argv):
     parser.add_argument("--skip-smoothness", action="store_true")
     parser.add_argument("--cpu-threads", type=int, default=1, help="torch threads in the node")
     parser.add_argument("--noise-rad", type=float, default=0.01, help="stand-in chunk error")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        choices=list(SMOOTH_RUNS),
+        default=list(SMOOTH_RUNS),
+        help="smoothness runs to make (naive is always made: the ratios are against it)",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:PARAM=VALUE[,PARAM=VALUE]",
+        help="one more smoothness run with these node parameters, measured in the same "
+        "conditions as the others, e.g. --variant blend10:blend_steps=10",
+    )
+    args = parser.parse_args(argv)
+    args.runs = ["naive"] + [r for r in args.runs if r != "naive"]
+    if SHIPPED_POLICY not in args.runs:
+        parser.error(f"--runs must include {SHIPPED_POLICY!r}, the shipped overlap policy")
+    args.variants = dict(_parse_variant(item, parser) for item in args.variant)
+    return args
+
+
+def _parse_variant(item: str, parser) -> tuple[str, dict]:
+    """'blend10:blend_steps=10,blend_shape=smooth' -> ('blend10', {...}); the overlap policy
+    is blend unless given."""
+    import yaml
+
+    name, sep, settings = item.partition(":")
+    if not sep or not name or name in SMOOTH_RUNS:
+        parser.error(f"--variant {item!r}: expected NEW_NAME:PARAM=VALUE[,PARAM=VALUE]")
+    params = {"overlap_policy": "blend"}
+    for setting in settings.split(","):
+        key, eq, value = setting.partition("=")
+        if not eq or not key:
+            parser.error(f"--variant {item!r}: {setting!r} is not PARAM=VALUE")
+        params[key.strip()] = yaml.safe_load(value)
+    return name, params
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -524,9 +561,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_smoothness:
             from tqdm import tqdm
 
+            runs = {name: SMOOTH_RUNS[name] for name in args.runs} | args.variants
             results["smoothness"] = {
                 name: smoothness_run(probe, name, overrides, args, checkpoint, workdir)
-                for name, overrides in tqdm(SMOOTH_RUNS.items(), desc="smoothness runs")
+                for name, overrides in tqdm(runs.items(), desc="smoothness runs")
             }
     finally:
         probe.close()
@@ -572,6 +610,8 @@ def report(results: dict, args, workdir: Path) -> None:
         )
     }
     summary["duration_s"] = args.duration
+    if args.variants:
+        summary["variants"] = args.variants
     rows = results.get("smoothness")
     if rows:
         print("  chunk-switch velocity jump (rad/s), max over switches and joints:")

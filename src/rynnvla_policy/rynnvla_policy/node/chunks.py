@@ -6,7 +6,9 @@ latency compensation and the overlap of consecutive chunks plain array operation
 
 - latest:   the new chunk replaces the old one from its first target on.
 - blend:    over the first `blend_steps` overlapping targets, the new chunk's weight ramps
-            linearly to 1 against the plan being executed (sampled at the same times).
+            to 1 against the plan being executed (sampled at the same times); the ramp is
+            linear, or smooth (smoothstep: zero slope at both ends, so the hand-over adds no
+            velocity step at its start or its end, only a gradual velocity change in between).
 - ensemble: temporal ensembling (ACT): every stored chunk that covers a target time votes,
             weight exp(-decay * rank), rank 0 = oldest chunk.
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 NS = 1_000_000_000
+BLEND_SHAPES = ("linear", "smooth")
 
 
 class ChunkExpiredError(ValueError):
@@ -80,11 +83,20 @@ class OverlapMerger:
     takes over linearly within `blend_steps` steps from then. Targets already due never jump.
     """
 
-    def __init__(self, policy: str, blend_steps: int = 5, ensemble_decay: float = 0.01):
+    def __init__(
+        self,
+        policy: str,
+        blend_steps: int = 5,
+        ensemble_decay: float = 0.01,
+        blend_shape: str = "linear",
+    ):
         if policy not in ("latest", "blend", "ensemble"):
             raise ValueError(f"overlap policy {policy!r}: expected latest, blend or ensemble")
+        if blend_shape not in BLEND_SHAPES:
+            raise ValueError(f"blend shape {blend_shape!r}: expected one of {BLEND_SHAPES}")
         self.policy = policy
         self.blend_steps = blend_steps
+        self.blend_shape = blend_shape
         self.ensemble_decay = ensemble_decay
         self._executing: Plan | None = None  # last plan handed out (with its velocities)
         self._history: deque[Plan] = deque()  # chunks still covering future time (ensemble)
@@ -116,6 +128,10 @@ class OverlapMerger:
         old, inside = self._executing.sample(target.times_ns)
         span_ns = self.blend_steps * int(target.times_ns[1] - target.times_ns[0])
         ramp = np.clip((target.times_ns - start_ns) / span_ns, 0.0, 1.0)  # (T,) 0 = executing
+        if self.blend_shape == "smooth":
+            # A linear ramp changes the velocity by (new - old) / span at once, at the switch
+            # and again where the ramp ends; smoothstep spreads that change over the ramp.
+            ramp = ramp * ramp * (3.0 - 2.0 * ramp)
         w_new = np.where(inside, ramp, 1.0)[:, None]  # (T, 1)
         return Plan(target.times_ns, w_new * target.positions + (1.0 - w_new) * old)
 

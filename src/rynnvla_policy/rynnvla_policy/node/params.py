@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from rynnvla_policy.core.joints import SO100_JOINT_NAMES
+from rynnvla_policy.node.chunks import BLEND_SHAPES
 
 OVERLAP_POLICIES = ("latest", "blend", "ensemble")
 # stamp_observation: header.stamp = observation capture time, the controller skips due points.
@@ -74,6 +75,9 @@ class PolicyNodeParams:
     # blend / ensemble: steps over which the new chunk (or the ensemble) takes over from the
     # plan being executed, starting at the switch (0 = replace at once, like latest).
     blend_steps: int = 5
+    # blend / ensemble: linear ramp, or smooth (smoothstep; no velocity step where the
+    # hand-over starts and ends).
+    blend_shape: str = "linear"
     # ensemble: weight of a chunk = exp(-decay * age_rank), rank 0 = oldest (ACT's convention:
     # positive favours older predictions, negative favours newer ones).
     ensemble_decay: float = 0.01
@@ -245,6 +249,7 @@ def _check_choices(p: PolicyNodeParams) -> list[str]:
     out = []
     for name, choices in (
         ("overlap_policy", OVERLAP_POLICIES),
+        ("blend_shape", BLEND_SHAPES),
         ("latency_compensation", LATENCY_MODES),
         ("end_velocity", END_VELOCITY_MODES),
     ):

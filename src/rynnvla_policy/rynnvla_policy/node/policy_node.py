@@ -174,7 +174,7 @@ class PolicyNode(LifecycleNode):
 
     def _build_control(self) -> None:
         p = self.params
-        merger = OverlapMerger(p.overlap_policy, p.blend_steps, p.ensemble_decay)
+        merger = OverlapMerger(p.overlap_policy, p.blend_steps, p.ensemble_decay, p.blend_shape)
         self.controller = ChunkController(
             self._limits(),
             self.timing.step_s,

@@ -105,6 +105,30 @@ def test_blend_hands_over_continuously_from_the_switch_time():
     np.testing.assert_array_equal(merged.times_ns, second.times_ns)
 
 
+def test_smooth_blend_has_no_velocity_step_where_the_hand_over_starts_or_ends():
+    step_s = STEP / NS
+    runs = {}
+    for shape in ("linear", "smooth"):
+        merger = OverlapMerger("blend", blend_steps=8, blend_shape=shape)
+        merger.commit(merger.merge(Plan.from_chunk(np.zeros((20, 1)), T0, STEP), T0))
+        second = Plan.from_chunk(np.ones((20, 1)), T0 + 2 * STEP, STEP)
+        merged = merger.merge(second, T0 + 3 * STEP).positions[:, 0]  # (20,) switch at target 0
+        runs[shape] = np.diff(merged) / step_s  # (19,) velocity between targets
+    # the hand-over runs from target 0 (weight 0) to target 8 (weight 1) either way
+    for velocity in runs.values():
+        assert velocity[:8].sum() * step_s == pytest.approx(1.0) and not velocity[8:].any()
+    linear, smooth = runs["linear"], runs["smooth"]
+    np.testing.assert_allclose(linear[:8], 1.0 / (8 * step_s))  # steps to 3.75 rad/s at once
+    # smoothstep: slow first and last segments, the peak in the middle
+    assert smooth[0] < 0.4 * linear[0] and smooth[7] < 0.4 * linear[7]
+    assert smooth.argmax() in (3, 4) and smooth.max() < 1.5 * linear.max()
+
+
+def test_unknown_blend_shape_is_refused():
+    with pytest.raises(ValueError, match="blend shape 'cubic'"):
+        OverlapMerger("blend", blend_shape="cubic")
+
+
 def test_hand_over_follows_the_executed_cubic_not_the_chord():
     times = T0 + np.arange(1, 4) * STEP
     executing = Plan(times, np.array([[0.0], [1.0], [0.0]]), np.array([[0.0], [0.0], [0.0]]))

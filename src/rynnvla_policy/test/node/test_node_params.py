@@ -77,6 +77,7 @@ def test_all_problems_reported_at_once():
         ({"execution_horizon": 0}, "execution_horizon=0"),
         ({"latency_compensation": "magic"}, "latency_compensation='magic'"),
         ({"end_velocity": "free"}, "end_velocity='free'"),
+        ({"blend_shape": "cubic"}, "blend_shape='cubic': must be one of ['linear', 'smooth']"),
         ({"camera_names": ["front", "front"]}, "names must be unique"),
         ({"warmup_image_shape": [480]}, "expected [height, width]"),
         ({"instruction": "x" * 20, "max_instruction_chars": 10}, "20 characters"),
