@@ -128,7 +128,14 @@ def _convert_one(bag: Path, fingerprint: str, config, final: Path, progress_queu
 def _run_workers(todo, config, workers: int, progress: bool) -> dict[Path, BagResult]:
     """Converts ``todo`` [(bag, fingerprint, final_dir, duration_s)] with a process pool."""
     total = sum(item[3] for item in todo)
-    bar = tqdm(total=round(total, 1), unit="s", desc="converting", disable=not progress)
+    bar = tqdm(
+        total=round(total, 1),
+        unit="s",
+        desc="converting",
+        disable=not progress,
+        # recorded seconds are fractional: without a format tqdm prints 939.6999999999999/1642.9
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}, {rate_fmt}]",
+    )
     parallel = max(1, min(workers, len(todo)))
     results: dict[Path, BagResult] = {}
     try:
