@@ -74,10 +74,12 @@ class PolicyNodeParams:
     overlap_policy: str = "blend"
     # blend / ensemble: steps over which the new chunk (or the ensemble) takes over from the
     # plan being executed, starting at the switch (0 = replace at once, like latest).
-    blend_steps: int = 5
-    # blend / ensemble: linear ramp, or smooth (smoothstep; no velocity step where the
-    # hand-over starts and ends).
-    blend_shape: str = "linear"
+    # 8 smooth steps: the smallest measured velocity jump of the simulated arm at chunk switches
+    # (make bench-node: 0.28 rad/s vs 0.57 for 5 linear steps, naive 1.39).
+    blend_steps: int = 8
+    # blend / ensemble: smooth (smoothstep; no velocity step where the hand-over starts and
+    # ends) or linear.
+    blend_shape: str = "smooth"
     # ensemble: weight of a chunk = exp(-decay * age_rank), rank 0 = oldest (ACT's convention:
     # positive favours older predictions, negative favours newer ones).
     ensemble_decay: float = 0.01
