@@ -123,6 +123,8 @@ class EvalReport:
             "episodes": len(self.episodes),
             "wall_s": round(self.wall_s, 1),
         }
+        if "mode" in self.settings:
+            line["mode"] = self.settings["mode"]  # "ros" (deployment path) or "direct"
         if results_path is not None:
             line["results"] = str(results_path)
         return line

@@ -88,7 +88,7 @@ def run_episodes(system, config: EvalConfig) -> EvalReport:
             params.joint_names, params.joint_lower_limits, params.joint_upper_limits, strict=True
         )
     }
-    report = EvalReport(str(config.checkpoint), [], settings=_settings(config))
+    report = EvalReport(str(config.checkpoint), [], settings=settings_of(config))
     bar = tqdm(total=config.total_episodes, desc="eval", unit="ep", disable=not config.progress)
     for task in config.episodes:
         for index, seed in enumerate(config.seeds(task)):
@@ -146,8 +146,9 @@ def _postfix(report: EvalReport) -> str:
     return " ".join(f"{task}:{s.successes}/{s.episodes}" for task, s in report.tasks().items())
 
 
-def _settings(config: EvalConfig) -> dict:
+def settings_of(config: EvalConfig) -> dict:
     return {
+        "mode": "ros",
         "episodes": dict(config.episodes),
         "seed_start": config.seed_start,
         "timeout_s": config.timeout_s,
