@@ -6,9 +6,9 @@ no latency, no overlap blending and no safety layer: it measures what the model 
 everything around it is ideal, about ten times faster than real time on a 2-core CPU.
 
 Use it to choose among checkpoints during training; the deployment figure is the default
-evaluation through the ROS nodes. The two can differ a lot: a brittle policy that succeeds
-here often fails there, where observations arrive 30-100 ms late and chunks are blended into
-the executing plan, so the arm's states drift from the demonstrations'.
+evaluation through the ROS nodes, where observations arrive 30-100 ms late and chunks are
+blended into the executing plan. The shipped tiny sim policy solved 18/50 green-block layouts
+here and 12/50 through the nodes.
 """
 
 from __future__ import annotations
@@ -61,8 +61,6 @@ def run_direct_episode(runner, env, task: str, seed: int, timeout_s: float, hori
 
 def evaluate_direct(config: EvalConfig, horizon: int, log=print) -> EvalReport:
     """Every configured episode in the direct loop; writes results.json like `evaluate`."""
-    from tqdm import tqdm
-
     from rynnvla_policy.core.runner import PolicyRunner
     from rynnvla_sim.env import ArmSimEnv
     from rynnvla_training.evaluate.config import EvalConfigError
@@ -73,16 +71,27 @@ def evaluate_direct(config: EvalConfig, horizon: int, log=print) -> EvalReport:
         raise EvalConfigError(f"horizon={horizon!r}: expected an integer >= 1")
     started = time.monotonic()
     runner = PolicyRunner.from_pretrained(config.checkpoint)
-    if horizon > runner.contract.chunk_length:
-        raise EvalConfigError(
-            f"horizon={horizon}: larger than the checkpoint's chunk of "
-            f"{runner.contract.chunk_length} steps"
-        )
-    env = ArmSimEnv()
-    settings = {**settings_of(config), "mode": "direct", "horizon": horizon}
-    report = EvalReport(str(config.checkpoint), [], settings=settings)
-    report.startup_s = time.monotonic() - started
-    log(f"rynnvla-eval --direct: model loaded in {report.startup_s:.1f} s; no ROS, sim time")
+    try:
+        if horizon > runner.contract.chunk_length:
+            raise EvalConfigError(
+                f"horizon={horizon}: larger than the checkpoint's chunk of "
+                f"{runner.contract.chunk_length} steps"
+            )
+        settings = {**settings_of(config), "mode": "direct", "horizon": horizon}
+        report = EvalReport(str(config.checkpoint), [], settings=settings)
+        report.startup_s = time.monotonic() - started
+        log(f"rynnvla-eval --direct: model loaded in {report.startup_s:.1f} s; no ROS, sim time")
+        _run_all(runner, ArmSimEnv(), config, horizon, report)
+    finally:
+        runner.close()
+    report.wall_s = time.monotonic() - started
+    report.write_json(config.out_dir / RESULTS_FILE)
+    return report
+
+
+def _run_all(runner, env, config: EvalConfig, horizon: int, report: EvalReport) -> None:
+    from tqdm import tqdm
+
     bar = tqdm(total=config.total_episodes, desc="eval", unit="ep", disable=not config.progress)
     try:
         for task in config.episodes:
@@ -93,7 +102,3 @@ def evaluate_direct(config: EvalConfig, horizon: int, log=print) -> EvalReport:
     finally:
         bar.close()
         env.close()
-        runner.close()
-    report.wall_s = time.monotonic() - started
-    report.write_json(config.out_dir / RESULTS_FILE)
-    return report
