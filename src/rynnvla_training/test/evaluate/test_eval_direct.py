@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 
+import numpy as np
 import pytest
 
 pytest.importorskip("mujoco", reason="the simulated arm needs mujoco (run `make setup`)")
@@ -38,7 +39,7 @@ def test_each_chunk_runs_horizon_steps_then_the_next_observation_is_taken(eval_c
 
     runner = PolicyRunner.from_pretrained(eval_checkpoint)
     env = ArmSimEnv()
-    seen: list[tuple[float, object]] = []
+    seen: list[tuple[float, np.ndarray, np.ndarray]] = []  # (sim time, state, chunk)
     infer = runner.infer
 
     def recording_infer(observation):
