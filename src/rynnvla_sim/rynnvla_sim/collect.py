@@ -13,6 +13,10 @@ Failed episodes: by default a failed expert episode is discarded and the next se
 With ``--keep-failed`` exactly seeds ``seed .. seed+N-1`` are recorded and failures are kept,
 marked ``"success": false`` in their episode.json.
 
+Recovery demonstrations: with ``--lead-in-policy CHECKPOINT`` a trained policy drives each
+episode for a random 0.5-5 s (``--lead-in-s``) before the expert takes over from wherever the
+arm is; only the expert's part is recorded (``lead_in.py``, DAgger-style data aggregation).
+
 Bags are written under ``<out>/.partial/`` and moved into place when complete, so an
 interrupted run leaves no half-written bag; a re-run skips episodes already present.
 Episodes run in parallel worker processes (``--workers``), each faster than real time.
@@ -33,6 +37,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from rynnvla_sim.bags import STORAGES
+from rynnvla_sim.lead_in import LeadInSpec
 from rynnvla_sim.recording import IMAGE_FORMATS, EpisodeResult, RecordSpec
 from rynnvla_sim.tasks import TASKS
 
@@ -309,8 +314,49 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--keep-failed", action="store_true", help="keep failed episodes (marked in episode.json)"
     )
+    parser.add_argument(
+        "--lead-in-policy",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="recovery demonstrations (DAgger): this policy drives first, then the expert takes "
+        "over from where the arm is; only the expert's part is recorded",
+    )
+    parser.add_argument(
+        "--lead-in-s",
+        type=_seconds_range,
+        default=(0.5, 5.0),
+        metavar="MIN:MAX",
+        help="simulated seconds the lead-in policy drives, uniform per episode (0.5:5)",
+    )
+    parser.add_argument(
+        "--lead-in-horizon",
+        type=int,
+        default=10,
+        help="chunk steps the lead-in policy executes between inferences (10)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _seconds_range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN:MAX seconds like 0.5:5, got {text!r}") from None
+    return low, high
+
+
+def _lead_in(args: argparse.Namespace) -> LeadInSpec | None:
+    if args.lead_in_policy is None:
+        return None
+    return LeadInSpec(
+        checkpoint=str(args.lead_in_policy),
+        min_s=args.lead_in_s[0],
+        max_s=args.lead_in_s[1],
+        horizon=args.lead_in_horizon,
+        # each worker process runs its own policy: share the cores, do not oversubscribe them
+        torch_threads=max(1, (os.cpu_count() or 1) // max(1, args.workers)),
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> CollectConfig:
@@ -323,6 +369,7 @@ def config_from_args(args: argparse.Namespace) -> CollectConfig:
         camera_rate_hz=args.camera_rate,
         joint_state_rate_hz=args.joint_state_rate,
         distractors=args.distractors,
+        lead_in=_lead_in(args),
     )
     return CollectConfig(
         tasks=tasks,

@@ -5,7 +5,9 @@ is a minimum-jerk Cartesian segment of the tool centre point (TCP); every contro
 current TCP pose is turned into joint targets by damped-least-squares IK warm-started from the
 previous tick, so targets are smooth. The pick is planned from the object's pose at the start;
 the place is planned after the lift from where the object actually sits in the hand. A failed
-pick (object not in the hand after the lift) is retried up to twice.
+pick (object not in the hand after the lift) is retried up to twice. An expert that takes over
+an arm already holding the object (after a policy's lead-in, `lead_in.py`) plans the place at
+once.
 
 Per-episode human-like variation (seeded): speed, approach and carry heights, grasp and place
 offsets, a short hesitation, a smooth wobble on the transport segments, and in some episodes an
@@ -115,6 +117,11 @@ def _yaw(mat: np.ndarray) -> float:
     return math.atan2(mat[1, 0], mat[0, 0])
 
 
+def _closing_yaw(tcp_rot: np.ndarray) -> float:
+    """The finger closing axis' yaw (the TCP's y axis, see `topdown_rotation`)."""
+    return math.atan2(tcp_rot[1, 1], tcp_rot[0, 1])
+
+
 class ScriptedExpert:
     """Produces the next joint position targets (6,) at each control tick: `act(env)`."""
 
@@ -136,7 +143,11 @@ class ScriptedExpert:
         self._pen_place_rot: np.ndarray | None = None
         self.done = False
         self.ik_failures = 0
-        self._plan_pick(env)
+        if self._object_in_hand(env):  # taking over from a policy that already picked it
+            self._grasp_closing_yaw = _closing_yaw(env.tcp_pose()[1])
+            self._plan_place(env)
+        else:
+            self._plan_pick(env)
 
     @property
     def phase(self) -> str:

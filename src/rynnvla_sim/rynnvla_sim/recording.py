@@ -31,6 +31,7 @@ from rynnvla_sim.bags import (
     typestore,
 )
 from rynnvla_sim.expert import ScriptedExpert
+from rynnvla_sim.lead_in import LeadInSpec, PolicyLeadIn
 from rynnvla_sim.messages import joint_state, joint_trajectory
 from rynnvla_sim.stepper import ControlledArm, PeriodicSchedule, period_ns
 from rynnvla_sim.tasks import TASKS
@@ -60,6 +61,7 @@ class RecordSpec:
     settle_s: float = 1.5  # after the expert is done, wait this long for success
     camera_drop_probability: float = 0.01
     jpeg_quality: int = 90
+    lead_in: LeadInSpec | None = None  # a policy drives first; only the expert part is recorded
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cameras", tuple(self.cameras))
@@ -119,6 +121,7 @@ class EpisodeResult:
     dropped_frames: dict[str, int] = field(default_factory=dict)
     expert_done: bool = False
     ik_failures: int = 0
+    lead_in: dict | None = None  # LeadInResult.to_dict() when a policy drove first
 
 
 def episode_epoch_ns(task_id: str, seed: int) -> int:
@@ -176,6 +179,7 @@ class EpisodeRecorder:
         self.spec = spec
         self.storage = storage
         self.follower_config = FollowerConfig(tuple(env.joint_names))
+        self._lead_in: PolicyLeadIn | None = None  # loaded on the first episode that needs it
 
     def record(self, task_id: str, seed: int, bag_path: Path | None) -> EpisodeResult:
         """Run one episode into ``bag_path``; None = dry run (no bag, no rendering), which
@@ -186,7 +190,8 @@ class EpisodeRecorder:
             self.env, self.follower_config, spec.control_rate_hz, episode_epoch_ns(task_id, seed)
         )
         info = arm.reset_episode(task_id, seed, distractors=spec.distractors)
-        expert = ScriptedExpert(self.env)
+        lead_in = self._run_lead_in(arm, info["instruction"], task_id, seed)
+        expert = ScriptedExpert(self.env)  # plans from wherever the lead-in left arm and object
         rng = np.random.default_rng([seed, sorted(TASKS).index(task_id), 0xBA6])
         latency = LatencyModel(rng, spec.cameras)
         dropped = dict.fromkeys(spec.cameras, 0)
@@ -206,14 +211,26 @@ class EpisodeRecorder:
             instruction=info["instruction"],
             success=bool(self.env.success()),
             time_to_success_s=arm.time_to_success_s,
-            duration_s=arm.elapsed_s,
+            duration_s=arm.elapsed_s - (lead_in["policy_s"] if lead_in else 0.0),
             wall_s=time.perf_counter() - wall_start,
             bag=str(bag_path or ""),
             message_counts=counts,
             dropped_frames=dropped,
             expert_done=expert.done,
             ik_failures=expert.ik_failures,
+            lead_in=lead_in,
         )
+
+    def _run_lead_in(self, arm, instruction: str, task_id: str, seed: int) -> dict | None:
+        if self.spec.lead_in is None:
+            return None
+        if self._lead_in is None:
+            types = _MessageTypes(typestore().types)
+            self._lead_in = PolicyLeadIn(
+                self.spec.lead_in, self.env, (types.JointTrajectory, types.JointTrajectoryPoint)
+            )
+        rng = np.random.default_rng([seed, sorted(TASKS).index(task_id), 0x1EAD])
+        return self._lead_in.run(arm, instruction, task_id, rng).to_dict()
 
     def _run(self, arm: ControlledArm, expert, writer: _Writer, rng, dropped: dict) -> None:
         """Control ticks until success after the expert is done, a time-out, or max length.
@@ -315,6 +332,7 @@ def write_sidecar(result: EpisodeResult, spec: RecordSpec, storage: str, path: P
         "time_to_success_s": result.time_to_success_s,
         "duration_s": round(result.duration_s, 6),
         "expert_done": result.expert_done,
+        "lead_in": result.lead_in,
         "message_counts": result.message_counts,
         "dropped_frames": result.dropped_frames,
         "storage": storage,
