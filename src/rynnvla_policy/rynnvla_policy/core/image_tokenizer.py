@@ -15,6 +15,7 @@ from torch import nn
 from transformers import ChameleonVQVAE, ChameleonVQVAEConfig
 
 from .config import ImageTokenizerConfig
+from .encoder_skip import encode_skipping_zero_branches
 
 
 def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -100,7 +101,8 @@ class ImageTokenizer(nn.Module):
         """Pre-quantisation features (B, embed_dim, h / ds, w / ds)."""
         self._check_pixels(pixels)
         pixels = pixels.contiguous(memory_format=torch.channels_last)
-        return self.vqvae.quant_conv(self.vqvae.encoder(pixels))
+        # exact: the zero residual branches of the small presets' patch-colour encoder are skipped
+        return self.vqvae.quant_conv(encode_skipping_zero_branches(self.vqvae.encoder, pixels))
 
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
