@@ -8,10 +8,16 @@
                                      inside stage 3 instead)
  -> rynnvla-train vae                ActionVAE on the action chunks
  -> rynnvla-train stage3             the VLA (tiny preset), a PolicyRunner checkpoint
+ -> DAgger rounds (--dagger-rounds), each:
+    rynnvla-sim-collect --lead-in-policy   the last policy drives for 0.5-5 s, then the
+                                     expert takes over; only its recovery is recorded
+    rynnvla-convert                  the recoveries as one more dataset
+    rynnvla-train stage3 --init      the last policy goes on training on all datasets
  -> rynnvla-eval                     closed loop through the sim node + policy node
 
 Each step is a subprocess of the real CLI. Training uses the shipped configs
-(rynnvla_training/config/train_<stage>_tiny.yaml) plus a per-run YAML written to
+(rynnvla_training/config/train_<stage>_tiny.yaml; DAgger rounds add
+train_stage3_dagger_tiny.yaml) plus a per-run YAML written to
 <out>/configs/ with this run's paths (and step counts given with --steps). Output goes to
 runs/train_sim-<time>/ (or --out); `--resume` skips the steps whose result is already there.
 `--ship` copies the trained checkpoint to src/rynnvla_bringup/checkpoints/sim_policy (the one
@@ -40,17 +46,24 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIP_DIR = ROOT / "src" / "rynnvla_bringup" / "checkpoints" / "sim_policy"
 SHIP_LIMIT_MB = 30.0
 TRAIN_STAGES = ("vqgan", "vae", "stage3")
+STEP_KEYS = (*TRAIN_STAGES, "dagger")  # --steps keys; dagger: stage-3 steps of each round
 # The shipped sim policy's recipe: about 58 minutes before evaluation on a 2-core CPU (stage 3
 # is 46 of them, 8 of which encode every frame's VQ codes once); the configs' own step counts
 # are for longer runs.
-DEFAULT_STEPS = "vae=800,stage3=12000"
+DEFAULT_STEPS = "vae=800,stage3=12000,dagger=4000"
 # The green-block task is the one with a success target: most demonstrations are of it; the
 # others keep the policy reading its instruction.
 DEFAULT_DEMOS = "block_to_plate=200,strawberry_to_bowl=20,pen_to_holder=20"
+# Recovery demonstrations per DAgger round; their seeds start at LEAD_IN_SEED + 5000 * round
+# (the expert's demonstrations use seeds from 0, the evaluation 100000 and up).
+DEFAULT_LEAD_INS = "block_to_plate=300,strawberry_to_bowl=30,pen_to_holder=30"
+DEFAULT_DAGGER_ROUNDS = 1
+LEAD_IN_SEED = 50_000
 EVAL_EPISODES = "block_to_plate=50,strawberry_to_bowl=5,pen_to_holder=5"
 QUICK = {  # --quick: a wiring check in a few minutes, not a usable policy
     "demos": {"block_to_plate": 2, "strawberry_to_bowl": 2, "pen_to_holder": 2},
-    "steps": {"vqgan": 4, "vae": 10, "stage3": 4},
+    "lead_ins": {"block_to_plate": 2, "strawberry_to_bowl": 1, "pen_to_holder": 1},
+    "steps": {"vqgan": 4, "vae": 10, "stage3": 4, "dagger": 4},
     "eval_episodes": "block_to_plate=1,strawberry_to_bowl=1,pen_to_holder=1",
     "eval_timeout": 4.0,
 }
@@ -70,6 +83,8 @@ class Pipeline:
     eval_timeout: float
     workers: int
     resume: bool
+    dagger_rounds: int = 0
+    lead_ins: dict[str, int] = field(default_factory=dict)  # task -> recoveries per round
     summaries: dict[str, dict] = field(default_factory=dict)
     minutes: dict[str, float] = field(default_factory=dict)
 
@@ -85,8 +100,25 @@ class Pipeline:
         return self.out / stage
 
     @property
+    def frame_cache(self) -> Path:
+        """Every stage-3 run's frames and VQ codes: a round re-encodes only its new dataset."""
+        return self.out / "frame_cache"
+
+    def round_checkpoint(self, round_index: int) -> Path:
+        """Round 0: the stage-3 run on the expert's demonstrations; then each DAgger round's."""
+        if round_index == 0:
+            return self.stage_dir("stage3") / "final"
+        return self.stage_dir(f"stage3_dagger{round_index}") / "final"
+
+    def lead_in_dir(self, round_index: int) -> Path:
+        return self.out / f"lead_in{round_index}"
+
+    def round_dataset(self, round_index: int) -> Path:
+        return self.dataset if round_index == 0 else self.out / f"dataset_dagger{round_index}"
+
+    @property
     def checkpoint(self) -> Path:
-        return self.stage_dir("stage3") / "final"
+        return self.round_checkpoint(self.dagger_rounds)
 
     # ------------------------------------------------------------------ running steps
     def run(self, name: str, cmd: list[str]) -> dict:
@@ -133,14 +165,52 @@ class Pipeline:
                 ],
             )
 
-    def convert(self) -> None:
+    def convert(self, round_index: int = 0) -> None:
+        source = self.demos_dir if round_index == 0 else self.lead_in_dir(round_index)
         self.run(
-            "convert",
+            "convert" if round_index == 0 else f"convert-dagger{round_index}",
             [
-                *("rynnvla-convert", str(self.demos_dir), "--output", str(self.dataset)),
+                *("rynnvla-convert", str(source), "--output", str(self.round_dataset(round_index))),
                 *("--workers", str(self.workers), "--overwrite"),
             ],
         )
+
+    def dagger(self, round_index: int) -> None:
+        """Recoveries after the last policy's lead-ins, then that policy trained on all data."""
+        policy = self.round_checkpoint(round_index - 1)
+        for task, episodes in self.lead_ins.items():
+            self.run(
+                f"collect-dagger{round_index}-{task}",
+                [
+                    *("rynnvla-sim-collect", "--task", task, "--episodes", str(episodes)),
+                    *("--out", str(self.lead_in_dir(round_index) / task), "--storage", "mcap"),
+                    *("--seed", str(LEAD_IN_SEED + 5000 * (round_index - 1))),
+                    *("--lead-in-policy", str(policy), "--workers", str(self.workers)),
+                    "--quiet",
+                ],
+            )
+        self.convert(round_index)
+        name = f"stage3_dagger{round_index}"
+        run_config = self.out / "configs" / f"{name}.yaml"
+        run_config.parent.mkdir(parents=True, exist_ok=True)
+        run_config.write_text(yaml.safe_dump(self.dagger_overrides(round_index), sort_keys=False))
+        configs = (shipped_config("stage3"), shipped_config("stage3_dagger"), run_config)
+        self.run(
+            name, ["rynnvla-train", "stage3", *(a for c in configs for a in ("--config", str(c)))]
+        )
+
+    def dagger_overrides(self, round_index: int) -> dict:
+        """Round `round_index`'s stage-3 run: from the last policy, on every dataset so far."""
+        overrides = self.stage_overrides("stage3")
+        overrides["output_dir"] = str(self.stage_dir(f"stage3_dagger{round_index}"))
+        overrides["init"] = str(self.round_checkpoint(round_index - 1))
+        overrides["data"]["lerobot_roots"] = [
+            str(self.round_dataset(r)) for r in range(round_index + 1)
+        ]
+        overrides.pop("loop", None)
+        if self.steps.get("dagger"):
+            overrides["loop"] = {"max_steps": self.steps["dagger"]}
+        return overrides
 
     def train(self, stage: str) -> None:
         run_config = self.out / "configs" / f"{stage}.yaml"
@@ -162,6 +232,7 @@ class Pipeline:
         if stage == "vqgan":
             data["manifests"] = []  # robot frames only: no human videos in this pipeline
         if stage == "stage3":
+            data["frame_cache_dir"] = str(self.frame_cache)
             overrides["model"] = {"action_vae": str(self.stage_dir("vae") / "final")}
             if self.image_tokenizer == "vqgan":
                 overrides["model"]["image_tokenizer"] = str(self.stage_dir("vqgan") / "final")
@@ -225,21 +296,21 @@ def git_commit() -> str:
     return out.stdout.strip()
 
 
-def parse_demos(text: str) -> dict[str, int]:
+def parse_demos(text: str, option: str = "--demos") -> dict[str, int]:
     """'N' (every task) or 'task=N,task=N' -> {task: N}."""
     from rynnvla_sim.tasks import TASKS
 
     if text.strip().isdigit():
         return dict.fromkeys(TASKS, int(text))
     return parse_counts(
-        text, TASKS, f"--demos item {{}}: expected <task>=<N>, task in {list(TASKS)}"
+        text, TASKS, f"{option} item {{}}: expected <task>=<N>, task in {list(TASKS)}"
     )
 
 
 def parse_steps(text: str) -> dict[str, int]:
     """'stage=N,stage=N' -> {stage: N}."""
     return parse_counts(
-        text, TRAIN_STAGES, f"--steps item {{}}: expected <stage>=<steps>, stage in {TRAIN_STAGES}"
+        text, STEP_KEYS, f"--steps item {{}}: expected <stage>=<steps>, stage in {STEP_KEYS}"
     )
 
 
@@ -269,6 +340,19 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"training steps per stage, e.g. vae=800,stage3=1500 ({DEFAULT_STEPS}; '' = configs)",
     )
     parser.add_argument(
+        "--dagger-rounds",
+        type=int,
+        default=DEFAULT_DAGGER_ROUNDS,
+        help="rounds of recovery demonstrations after the policy's own lead-ins, each followed "
+        f"by more stage-3 training (--steps dagger=N) ({DEFAULT_DAGGER_ROUNDS})",
+    )
+    parser.add_argument(
+        "--lead-ins",
+        default=DEFAULT_LEAD_INS,
+        help=f"recovery demonstrations per DAgger round: N per task, or task=N,... "
+        f"({DEFAULT_LEAD_INS})",
+    )
+    parser.add_argument(
         "--image-tokenizer",
         choices=("kmeans", "vqgan"),
         default="kmeans",
@@ -294,6 +378,8 @@ def pipeline_from_args(args: argparse.Namespace) -> Pipeline:
     if out.exists() and any(out.iterdir()) and not args.resume:
         raise PipelineError(f"{out} is not empty: pass --resume to continue it, or another --out")
     steps = parse_steps(args.steps)
+    if args.dagger_rounds < 0:
+        raise PipelineError(f"--dagger-rounds must be >= 0, got {args.dagger_rounds}")
     pipeline = Pipeline(
         out=out,
         demos=parse_demos(args.demos),
@@ -303,9 +389,12 @@ def pipeline_from_args(args: argparse.Namespace) -> Pipeline:
         eval_timeout=args.eval_timeout,
         workers=args.workers,
         resume=args.resume,
+        dagger_rounds=args.dagger_rounds,
+        lead_ins=parse_demos(args.lead_ins, "--lead-ins"),
     )
     if args.quick:
         pipeline.demos = QUICK["demos"]
+        pipeline.lead_ins = QUICK["lead_ins"]
         pipeline.steps = {**QUICK["steps"], **steps}
         pipeline.eval_episodes = QUICK["eval_episodes"]
         pipeline.eval_timeout = QUICK["eval_timeout"]
@@ -324,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.convert()
         for stage in pipeline.train_stages:
             pipeline.train(stage)
+        for round_index in range(1, pipeline.dagger_rounds + 1):
+            pipeline.dagger(round_index)
         result = pipeline.evaluate()
         shipped = None
         rate = result.get("success", {}).get("block_to_plate", 0.0)

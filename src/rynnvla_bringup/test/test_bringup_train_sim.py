@@ -67,6 +67,31 @@ def test_vqgan_tokenizer_mode_trains_vqgan_and_feeds_it_to_stage3(train_sim, tmp
     assert config.loop.max_steps > 1000
 
 
+def test_a_dagger_round_trains_the_last_policy_on_every_dataset(train_sim, tmp_path):
+    from rynnvla_training.train.stages import resolve_config
+
+    args = train_sim.build_parser().parse_args(["--out", str(tmp_path / "run")])
+    pipeline = train_sim.pipeline_from_args(args)  # the recipe's defaults
+
+    run_config = tmp_path / "stage3_dagger2.yaml"
+    run_config.write_text(yaml.safe_dump(pipeline.dagger_overrides(2)))
+    shipped = [train_sim.shipped_config("stage3"), train_sim.shipped_config("stage3_dagger")]
+    config = resolve_config("stage3", None, [*shipped, run_config])
+    assert Path(config.init) == pipeline.round_checkpoint(1) != pipeline.round_checkpoint(0)
+    assert list(config.data.lerobot_roots) == [
+        str(pipeline.dataset),
+        str(pipeline.round_dataset(1)),
+        str(pipeline.round_dataset(2)),
+    ]
+    assert Path(config.output_dir) == pipeline.stage_dir("stage3_dagger2")
+    # one frame cache for every round: the expert's dataset is encoded once
+    round0 = pipeline.stage_overrides("stage3")["data"]["frame_cache_dir"]
+    assert config.data.frame_cache_dir == round0 == str(pipeline.frame_cache)
+    assert config.loop.max_steps == train_sim.parse_steps(train_sim.DEFAULT_STEPS)["dagger"]
+    assert config.optim.lr < resolve_config("stage3", None, shipped[:1]).optim.lr
+    assert pipeline.checkpoint == pipeline.round_checkpoint(train_sim.DEFAULT_DAGGER_ROUNDS)
+
+
 def test_default_pipeline_skips_the_vqgan_stage(pipeline):
     assert pipeline.train_stages == ("vae", "stage3")
 
@@ -89,6 +114,18 @@ def test_commands_use_real_options(train_sim, pipeline, monkeypatch):
     assert collected == pipeline.demos == recipe
     assert set(recipe) == {"block_to_plate", "strawberry_to_bowl", "pen_to_holder"}
     convert_parser().parse_args(commands["convert"][1:])
+    pipeline.dagger(1)
+    leads = {}
+    for task in pipeline.lead_ins:
+        lead = collect_parser().parse_args(commands[f"collect-dagger1-{task}"][1:])
+        assert lead.lead_in_policy == pipeline.round_checkpoint(0)
+        # recovery seeds: past the expert's demonstrations, before the evaluation's 100000
+        assert max(recipe.values()) * 2 < lead.seed and lead.seed + 2 * lead.episodes < 100_000
+        leads[lead.task] = lead.episodes
+    assert leads == train_sim.parse_demos(train_sim.DEFAULT_LEAD_INS)
+    converted = convert_parser().parse_args(commands["convert-dagger1"][1:])
+    assert Path(converted.output) == pipeline.round_dataset(1)
+    assert commands["stage3_dagger1"][:2] == ["rynnvla-train", "stage3"]
     evaluation = eval_parser().parse_args(commands["eval"][1:])
     assert evaluation.episodes.startswith("block_to_plate=50")
     assert shutil.which(commands["collect-pen_to_holder"][0]) and shutil.which(commands["eval"][0])
