@@ -80,6 +80,8 @@ class CheckpointConfig:
     keep_last: int = 2  # older complete checkpoints are deleted
     resume: str = "auto"  # "auto" (latest in output_dir if any), "never", or a checkpoint path
     save_final: bool = True  # also save the training state after the last step
+    export_each: bool = False  # each checkpoint also holds the stage's product in <step>/final
+    # (stage 3: a policy `rynnvla-eval --direct` can load), to compare checkpoints
 
     def __post_init__(self) -> None:
         check(self.every_steps >= 0, "checkpoint.every_steps", self.every_steps, ">= 0")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from rynnvla_training.train.train_state import (
     load_training_state,
     save_training_state,
 )
+
+EXPORT_NAME = "final"  # the stage's product: <output_dir>/final, <checkpoint>/final
 
 
 @dataclass
@@ -292,6 +295,8 @@ class Trainer:
             sharded=self.strategy == "fsdp",
             config=to_dict(self.config),
         )
+        if self.config.checkpoint.export_each and self.parts.export is not None:
+            self._export(self.last_checkpoint / EXPORT_NAME)
         if self.context.is_main:
             checkpoint_io.prune(self.checkpoint_root, self.config.checkpoint.keep_last)
         self.context.barrier()
@@ -304,12 +309,22 @@ class Trainer:
             self._save(progress)
         if self.parts.export is None or not complete:
             return None
+        return self._export(self.output_dir / EXPORT_NAME)
+
+    def _export(self, directory: Path) -> Path | None:
+        """The stage's product from the current weights (every rank gathers, rank 0 writes)."""
         state = get_model_state_dict(
             self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
         )
         export = None
         if self.context.is_main:
-            export = self.parts.export(state, self.output_dir / "final")
+            # written beside, then renamed: a kill mid-export never leaves a torn product
+            partial = directory.with_name(directory.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            self.parts.export(state, partial)
+            shutil.rmtree(directory, ignore_errors=True)
+            partial.rename(directory)
+            export = directory
         self.context.barrier()
         return export
 

@@ -300,3 +300,36 @@ def test_stage3_on_cached_codes_trains_exactly_like_encoding_each_sample(
     assert list((tmp_path / "cached" / "frame_cache").rglob("codes-*/front/*.npy"))
     assert cached.result.losses == encoded.result.losses
     assert cached.loss_after == encoded.loss_after
+
+
+def test_export_each_puts_a_loadable_policy_in_every_checkpoint(
+    tmp_path, converted_dataset, robot_vae
+):
+    """checkpoint.export_each: each saved step holds the stage's product (to compare
+    checkpoints with `rynnvla-eval --direct`); the last one is the run's final policy."""
+    from rynnvla_policy.core.runner import PolicyRunner
+
+    run_stage(
+        "stage3",
+        tmp_path / "run",
+        [
+            *FAST[:2],
+            f"data.lerobot_roots=[{converted_dataset}]",
+            f"model.action_vae={robot_vae.final}",
+            "checkpoint.every_steps=2",
+            "checkpoint.export_each=true",
+            "loop.max_steps=4",
+            "loop.micro_batch_size=2",
+        ],
+    )
+    root = tmp_path / "run"
+    steps = sorted(p.name for p in (root / "checkpoints").iterdir())
+    assert steps == ["step_00000002", "step_00000004"]
+    for step in steps:
+        runner = PolicyRunner.from_pretrained(root / "checkpoints" / step / "final")
+        assert runner.contract.chunk_length == 20
+        runner.close()
+    last = (root / "checkpoints" / "step_00000004" / "final" / "model.safetensors").read_bytes()
+    first = (root / "checkpoints" / "step_00000002" / "final" / "model.safetensors").read_bytes()
+    assert last == (root / "final" / "model.safetensors").read_bytes() != first
+    assert not list(root.rglob("*.partial"))
