@@ -342,7 +342,9 @@ def _seconds_range(text: str) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in text.split(":"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected MIN:MAX seconds like 0.5:5, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected MIN:MAX seconds like 0.5:5, got {text!r}"
+        ) from None
     return low, high
 
 

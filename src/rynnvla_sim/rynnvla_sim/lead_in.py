@@ -47,7 +47,9 @@ class LeadInSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "checkpoint", str(self.checkpoint))
         if not Path(self.checkpoint).is_dir():
-            raise ValueError(f"LeadInSpec.checkpoint: no checkpoint directory at {self.checkpoint!r}")
+            raise ValueError(
+                f"LeadInSpec.checkpoint: no checkpoint directory at {self.checkpoint!r}"
+            )
         if not (math.isfinite(self.min_s) and 0 <= self.min_s <= self.max_s):
             raise ValueError(
                 f"LeadInSpec: need 0 <= min_s <= max_s, got min_s={self.min_s!r}, "
