@@ -48,8 +48,10 @@ SHIP_LIMIT_MB = 30.0
 TRAIN_STAGES = ("vqgan", "vae", "stage3")
 STEP_KEYS = (*TRAIN_STAGES, "dagger")  # --steps keys; dagger: stage-3 steps of each round
 # The shipped sim policy's recipe on a 2-core CPU; the configs' own step counts are for longer
-# runs. The ActionVAE's 3000 steps (was 800) halve its reconstruction error, which bounded how
-# precisely any stage-3 model could approach.
+# runs. The ActionVAE's 3000 steps with cosine decay (was 800 at a constant rate) halve its
+# loss (0.162 -> 0.080) and its round-trip error on held-out expert chunks (TCP at the chunk's
+# end: grasp 0.49 -> 0.25 cm, lift 1.41 -> 0.54 cm, approach 1.91 -> 1.39 cm), a floor under
+# the error of any stage-3 model.
 DEFAULT_STEPS = "vae=3000,stage3=12000,dagger=4000"
 # The green-block task is the one with a success target: most demonstrations are of it; the
 # others keep the policy reading its instruction.
