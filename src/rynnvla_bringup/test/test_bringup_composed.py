@@ -121,8 +121,8 @@ def test_the_shipped_checkpoint_drives_the_simulated_arm():
     assert result.inference_ms and max(result.inference_ms) < 5000.0, result.summary()
 
 
-# The shipped tiny policy succeeds on about a quarter of the green-block layouts (train_sim.json
-# inside it: 12/50 through the nodes); the first held-out seed it solves is the fifth.
+# The shipped tiny policy succeeds on about half of the green-block layouts (train_sim.json
+# inside it: 25/50 through the nodes); the first held-out seed it solved there is the third.
 GREEN_BLOCK_TRIES = 8
 
 
