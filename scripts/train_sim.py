@@ -194,13 +194,11 @@ class Pipeline:
                 ],
             )
         self.convert(round_index)
-        name = f"stage3_dagger{round_index}"
-        run_config = self.out / "configs" / f"{name}.yaml"
-        run_config.parent.mkdir(parents=True, exist_ok=True)
-        run_config.write_text(yaml.safe_dump(self.dagger_overrides(round_index), sort_keys=False))
-        configs = (shipped_config("stage3"), shipped_config("stage3_dagger"), run_config)
-        self.run(
-            name, ["rynnvla-train", "stage3", *(a for c in configs for a in ("--config", str(c)))]
+        self.run_trainer(
+            f"stage3_dagger{round_index}",
+            "stage3",
+            [shipped_config("stage3"), shipped_config("stage3_dagger")],
+            self.dagger_overrides(round_index),
         )
 
     def dagger_overrides(self, round_index: int) -> dict:
@@ -217,11 +215,18 @@ class Pipeline:
         return overrides
 
     def train(self, stage: str) -> None:
-        run_config = self.out / "configs" / f"{stage}.yaml"
+        self.run_trainer(stage, stage, [shipped_config(stage)], self.stage_overrides(stage))
+
+    def run_trainer(self, name: str, stage: str, shipped: list[Path], overrides: dict) -> None:
+        """`rynnvla-train <stage>` on the shipped configs plus this run's overrides, written to
+        <out>/configs/<name>.yaml (the last --config wins)."""
+        run_config = self.out / "configs" / f"{name}.yaml"
         run_config.parent.mkdir(parents=True, exist_ok=True)
-        run_config.write_text(yaml.safe_dump(self.stage_overrides(stage), sort_keys=False))
-        cmd = ["rynnvla-train", stage, "--config", str(shipped_config(stage))]
-        self.run(stage, [*cmd, "--config", str(run_config)])
+        run_config.write_text(yaml.safe_dump(overrides, sort_keys=False))
+        configs = [*shipped, run_config]
+        self.run(
+            name, ["rynnvla-train", stage, *(a for c in configs for a in ("--config", str(c)))]
+        )
 
     @property
     def train_stages(self) -> tuple[str, ...]:

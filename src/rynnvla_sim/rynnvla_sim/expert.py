@@ -45,6 +45,7 @@ MAX_PICK_ATTEMPTS = 3
 GRIPPER_CLOSED = 0.0
 APPROACH_MISS_PROBABILITY = 0.4
 APPROACH_MISS_RANGE_M = (0.015, 0.035)
+LIFTED_Z_M = 0.03  # an object whose centre is above this is off the table
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ class ScriptedExpert:
     def _object_in_hand(self, env) -> bool:
         obj_pos, _ = env.object_pose(self._task.object_name)
         tcp_pos, _ = env.tcp_pose()
-        return obj_pos[2] > 0.03 and np.linalg.norm(obj_pos - tcp_pos) < 0.05
+        return obj_pos[2] > LIFTED_Z_M and np.linalg.norm(obj_pos - tcp_pos) < 0.05
 
     # ---- pick ------------------------------------------------------------------------------
 

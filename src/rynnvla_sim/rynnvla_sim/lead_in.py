@@ -26,11 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from rynnvla_sim.expert import LIFTED_Z_M
 from rynnvla_sim.messages import joint_trajectory
 from rynnvla_sim.stepper import period_ns
 from rynnvla_sim.tasks import get_task
-
-LIFTED_Z_M = 0.03  # object centre above this: off the table (the expert's own in-hand test)
 
 
 @dataclass(frozen=True)
@@ -119,11 +118,12 @@ class PolicyLeadIn:
         object_name = get_task(task_id).object_name
         cameras = self.runner.contract.camera_names
         self.runner.reset()
-        chunks, lifted = 0, False
-        while arm.elapsed_s < planned:
-            lifted = env.object_pose(object_name)[0][2] > LIFTED_Z_M
-            if lifted:
-                break
+
+        def lifted() -> bool:
+            return bool(env.object_pose(object_name)[0][2] > LIFTED_Z_M)
+
+        chunks = 0
+        while arm.elapsed_s < planned and not lifted():
             observation = Observation(
                 images={camera: env.render(camera) for camera in cameras},
                 state=env.joint_positions(),
@@ -141,5 +141,4 @@ class PolicyLeadIn:
             end_ns = arm.now_ns + times[-1]
             while arm.now_ns < end_ns:
                 arm.tick()
-        lifted = env.object_pose(object_name)[0][2] > LIFTED_Z_M
-        return LeadInResult(planned, arm.elapsed_s, chunks, bool(lifted))
+        return LeadInResult(planned, arm.elapsed_s, chunks, lifted())
