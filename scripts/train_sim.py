@@ -175,6 +175,7 @@ class Pipeline:
             "convert" if round_index == 0 else f"convert-dagger{round_index}",
             [
                 *("rynnvla-convert", str(source), "--output", str(self.round_dataset(round_index))),
+                *("--config", str(shipped_file(CONVERT_CONFIG))),
                 *("--workers", str(self.workers), "--overwrite"),
             ],
         )
@@ -262,7 +263,12 @@ class Pipeline:
 
 def shipped_config(stage: str) -> Path:
     """rynnvla_training's shipped tiny config of `stage` (installed share, else source)."""
-    name = f"config/train_{stage}_tiny.yaml"
+    return shipped_file(f"train_{stage}_tiny.yaml")
+
+
+def shipped_file(filename: str) -> Path:
+    """A config file rynnvla_training ships (installed share, else source)."""
+    name = f"config/{filename}"
     try:
         from ament_index_python.packages import get_package_share_directory
 
@@ -270,11 +276,12 @@ def shipped_config(stage: str) -> Path:
     except (ImportError, LookupError, ValueError):
         path = ROOT / "src" / "rynnvla_training" / name
     if not path.is_file():
-        raise PipelineError(f"the trainer's tiny config {path} does not exist")
+        raise PipelineError(f"rynnvla_training's config {path} does not exist")
     return path
 
 
 PROVENANCE = "train_sim.json"
+CONVERT_CONFIG = "convert_sim.yaml"  # lossless 4:4:4 video: no train/inference skew
 
 
 def ship(checkpoint: Path, provenance: dict, target: Path = SHIP_DIR) -> Path:

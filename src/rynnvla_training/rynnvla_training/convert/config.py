@@ -24,6 +24,8 @@ TIME_SOURCES = ("header", "receive")
 ACTION_SOURCES = ("trajectory", "next_state")
 GAP_POLICIES = ("split", "truncate")
 VIDEO_CODECS = ("h264", "av1")
+# pixel formats per codec (the first is the default): SVT-AV1 encodes 4:2:0 only
+PIXEL_FORMATS: dict[str, tuple[str, ...]] = {"h264": ("yuv420p", "yuv444p"), "av1": ("yuv420p",)}
 DEFAULT_JOINTS = SO100_JOINT_NAMES  # the converter's default state joints
 
 
@@ -239,7 +241,9 @@ class SplitConfig:
 class VideoConfig:
     """Video encoding: H.264 (libx264) by default, AV1 (SVT-AV1) optional.
 
-    crf: constant rate factor (lower = better, bigger). preset: encoder speed preset
+    crf: constant rate factor (lower = better, bigger; 0 = lossless for H.264). pix_fmt:
+    yuv420p (default, plays everywhere) or yuv444p (H.264 only: full-resolution colour, for
+    datasets whose policy sees small coloured objects at low resolution). preset: encoder speed preset
     (x264 names like "veryfast"; SVT-AV1 takes 0-13, 13 fastest). gop: keyframe interval
     in frames (small = faster random access, bigger files). threads: encoder threads per
     video; fixed (not "all cores") because the bitstream depends on it, so that the same bags
@@ -252,9 +256,17 @@ class VideoConfig:
     preset: str = "ultrafast"
     gop: int = 30
     threads: int = 2
+    pix_fmt: str = "yuv420p"
 
     def validated(self, field: str) -> VideoConfig:
         _check(self.codec in VIDEO_CODECS, f"{field}.codec", self.codec, f"one of {VIDEO_CODECS}")
+        formats = PIXEL_FORMATS[self.codec]
+        _check(
+            self.pix_fmt in formats,
+            f"{field}.pix_fmt",
+            self.pix_fmt,
+            f"one of {formats} for {self.codec}",
+        )
         _check(
             isinstance(self.crf, int) and 0 <= self.crf <= 63,
             f"{field}.crf",

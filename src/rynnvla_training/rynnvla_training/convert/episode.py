@@ -246,6 +246,7 @@ class _SegmentWriter:
                     preset=video.preset,
                     gop=video.gop,
                     threads=video.threads,
+                    pix_fmt=video.pix_fmt,
                 )
             )
             for name in config.cameras

@@ -1,7 +1,8 @@
 """Video encoding (PyAV / FFmpeg) and loss-free concatenation of episode videos.
 
-H.264 (libx264) by default, AV1 (SVT-AV1 or libaom) optional; yuv420p, constant frame rate,
-frame ``k`` at pts ``k`` in a ``1/fps`` time base.
+H.264 (libx264) by default, AV1 (SVT-AV1 or libaom) optional; yuv420p by default (what every
+player and LeRobot expect), yuv444p for H.264 where chroma subsampling must not blur small
+coloured objects; constant frame rate, frame ``k`` at pts ``k`` in a ``1/fps`` time base.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from .config import PIXEL_FORMATS
+
 # codec name in the config -> FFmpeg encoders to try, fastest first
 ENCODERS: dict[str, tuple[str, ...]] = {
     "h264": ("libx264", "h264"),
@@ -22,7 +25,7 @@ ENCODERS: dict[str, tuple[str, ...]] = {
 }
 
 
-# RGB -> yuv420p in libswscale: BT.601 limited range (FFmpeg's default, what decoders assume
+# RGB -> YUV in libswscale: BT.601 limited range (FFmpeg's default, what decoders assume
 # for untagged video), chroma averaged over each 2x2 block (bilinear; "POINT" would be ~40 %
 # faster but aliases colour edges). One thread: the cameras already run in parallel, and
 # swscale's slice threads only add hand-over overhead at 640x480.
@@ -69,8 +72,14 @@ class VideoEncoder:
         preset: str = "veryfast",
         gop: int = 30,
         threads: int = 1,
+        pix_fmt: str = "yuv420p",
     ):
+        if pix_fmt not in PIXEL_FORMATS[codec]:
+            raise VideoError(
+                f"pix_fmt {pix_fmt!r} is not one of {PIXEL_FORMATS[codec]} for {codec}"
+            )
         self.path = Path(path)
+        self.pix_fmt = pix_fmt
         self.fps = fps
         self.encoder = pick_encoder(codec)
         self._options = _encoder_options(self.encoder, crf, preset, gop)
@@ -82,11 +91,11 @@ class VideoEncoder:
         self.size: tuple[int, int] | None = None  # (H, W)
 
     def _open(self, height: int, width: int) -> None:
-        if height % 2 or width % 2:
+        if self.pix_fmt == "yuv420p" and (height % 2 or width % 2):
             raise VideoError(f"yuv420p video needs even sizes, got {width}x{height}")
         self._container = av.open(str(self.path), mode="w")
         stream = self._container.add_stream(self.encoder, rate=self.fps, options=self._options)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, self.pix_fmt
         stream.time_base = Fraction(1, self.fps)
         stream.codec_context.thread_count = self._threads
         self._stream = stream
@@ -100,7 +109,7 @@ class VideoEncoder:
         # a view of the caller's pixels (no copy); swscale reads them once, into a new frame
         rgb_frame = av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(rgb), format="rgb24")
         frame = self._reformatter.reformat(
-            rgb_frame, format="yuv420p", interpolation=COLOUR_INTERPOLATION, threads=1
+            rgb_frame, format=self.pix_fmt, interpolation=COLOUR_INTERPOLATION, threads=1
         )
         frame.pts = self.frames
         for packet in self._stream.encode(frame):

@@ -43,6 +43,8 @@ def test_yaml_overrides_only_named_fields(tmp_path):
         ({"action": {"source": "policy"}}, "action.source = 'policy'"),
         ({"timing": {"min_match_rate": 2}}, "timing.min_match_rate = 2"),
         ({"video": {"codec": "vp9"}}, "video.codec = 'vp9'"),
+        ({"video": {"pix_fmt": "rgb24"}}, "video.pix_fmt = 'rgb24'"),
+        ({"video": {"codec": "av1", "pix_fmt": "yuv444p"}}, "video.pix_fmt = 'yuv444p'"),
         ({"statistics": {"absolute_dims": [7]}}, "statistics.absolute_dims"),
         ({"typestore": "ros2_rolling"}, "typestore = 'ros2_rolling'"),
         ({"split": {"val_fraction": 1.0}}, "split.val_fraction = 1.0"),

@@ -1,12 +1,13 @@
-"""Video encoding: colours and content survive the RGB -> yuv420p -> H.264 round trip."""
+"""Video encoding: colours and content survive the RGB -> YUV -> H.264 round trip."""
 
 from __future__ import annotations
 
 import av
 import numpy as np
+import pytest
 
 from rynnvla_training.convert.stats import PIXEL_STRIDE, ImageHistogram
-from rynnvla_training.convert.video import VideoEncoder, probe
+from rynnvla_training.convert.video import VideoEncoder, VideoError, probe
 
 HEIGHT, WIDTH = 96, 128
 PATCHES = {  # (row, col) of a 16x16 patch -> its flat RGB colour
@@ -63,6 +64,42 @@ def test_colours_and_content_survive_the_round_trip(tmp_path):
             inner = result[row + 4 : row + 12, col + 4 : col + 12].reshape(-1, 3)  # (64, 3)
             # BT.601 limited range both ways: a flat patch keeps its colour (8-bit rounding)
             np.testing.assert_allclose(inner.mean(axis=0), colour, atol=4.0)
+
+
+def _dot_frames(count: int) -> list[np.ndarray]:
+    """A 2x2 px green dot moving one pixel per frame over a flat table colour."""
+    frames = []
+    for k in range(count):
+        image = np.full((HEIGHT, WIDTH, 3), (222, 170, 130), np.uint8)  # (H, W, 3)
+        image[40 : 40 + 2, 30 + k : 30 + k + 2] = (40, 220, 60)
+        frames.append(image)
+    return frames
+
+
+def test_lossless_yuv444_keeps_a_two_pixel_dot_that_yuv420_smears(tmp_path):
+    frames = _dot_frames(8)
+    for pix_fmt, crf in (("yuv444p", 0), ("yuv420p", 23)):
+        encoder = VideoEncoder(tmp_path / f"{pix_fmt}.mp4", 30, crf=crf, pix_fmt=pix_fmt)
+        for frame in frames:
+            encoder.add(frame)
+        encoder.close()
+    assert probe(tmp_path / "yuv444p.mp4").pix_fmt == "yuv444p"
+    full = _decode(tmp_path / "yuv444p.mp4")
+    sub = _decode(tmp_path / "yuv420p.mp4")
+    for k, (source, a, b) in enumerate(zip(frames, full, sub, strict=True)):
+        error_444 = np.abs(a.astype(int) - source.astype(int)).max()
+        error_420 = np.abs(b.astype(int) - source.astype(int))[40:42, 30 + k : 32 + k].max()
+        assert error_444 <= 3, f"frame {k}: lossless 4:4:4 is off by {error_444} levels"
+        assert error_420 > 3 * max(error_444, 1), f"frame {k}: 4:2:0 error {error_420}"
+
+
+def test_pixel_formats_are_checked_per_codec(tmp_path):
+    with pytest.raises(VideoError, match="pix_fmt 'yuv444p' is not one of"):
+        VideoEncoder(tmp_path / "v.mp4", 30, codec="av1", pix_fmt="yuv444p")
+    encoder = VideoEncoder(tmp_path / "odd.mp4", 30, pix_fmt="yuv444p")
+    encoder.add(np.zeros((15, 17, 3), np.uint8))  # 4:4:4 takes odd sizes
+    encoder.close()
+    assert (probe(tmp_path / "odd.mp4").height, probe(tmp_path / "odd.mp4").width) == (15, 17)
 
 
 def test_non_contiguous_frames_encode_like_their_contiguous_copy(tmp_path):
