@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ class EvalConfig:
         3 such broken episodes in a row the evaluation stops (EvalAbortedError).
     out_dir: where results.json and the videos go.
     policy_overrides / sim_overrides: last parameter layer of the nodes (ROS names).
+    shard_index / shard_count: this process runs every shard_count-th seed of each task,
+        starting at the shard_index-th (`rynnvla-eval --workers`, evaluate/shards.py).
     """
 
     checkpoint: Path
@@ -50,6 +52,8 @@ class EvalConfig:
     policy_overrides: Mapping[str, Any] = field(default_factory=dict)
     sim_overrides: Mapping[str, Any] = field(default_factory=dict)
     progress: bool = True
+    shard_index: int = 0
+    shard_count: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checkpoint", Path(self.checkpoint))
@@ -74,13 +78,27 @@ class EvalConfig:
             raise EvalConfigError(f"seed_start={self.seed_start!r}: expected an integer >= 0")
         if not isinstance(self.videos_per_task, int) or self.videos_per_task < 0:
             raise EvalConfigError(f"videos_per_task={self.videos_per_task!r}: expected >= 0")
+        if not isinstance(self.shard_count, int) or self.shard_count < 1:
+            raise EvalConfigError(f"shard_count={self.shard_count!r}: expected an integer >= 1")
+        if not isinstance(self.shard_index, int) or not 0 <= self.shard_index < self.shard_count:
+            raise EvalConfigError(
+                f"shard_index={self.shard_index!r}: expected an integer in [0, {self.shard_count})"
+            )
 
     def seeds(self, task: str) -> list[int]:
-        return list(range(self.seed_start, self.seed_start + self.episodes[task]))
+        """This shard's layout seeds of `task` (all of them when there is one shard)."""
+        seeds = range(self.seed_start, self.seed_start + self.episodes[task])
+        return list(seeds[self.shard_index :: self.shard_count])
 
     @property
     def total_episodes(self) -> int:
-        return sum(self.episodes.values())
+        return sum(len(self.seeds(task)) for task in self.episodes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (paths as strings): what a shard process is started with."""
+        out = asdict(self)
+        out["checkpoint"], out["out_dir"] = str(self.checkpoint), str(self.out_dir)
+        return out
 
 
 def _positive(config: EvalConfig, name: str) -> None:

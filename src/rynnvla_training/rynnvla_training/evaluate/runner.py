@@ -52,8 +52,10 @@ def composed_config(config: EvalConfig):
     )
 
 
-def evaluate(config: EvalConfig, log=print) -> EvalReport:
-    """Start the system, run every episode, write results.json (and videos); return the report."""
+def evaluate(config: EvalConfig, log=print, on_episode=None) -> EvalReport:
+    """Start the system, run every episode, write results.json (and videos); return the report.
+
+    on_episode(result): called after each episode (a shard streams its results with it)."""
     from rynnvla_bringup.composed import ComposedSystem
 
     check_tasks(config)
@@ -62,7 +64,7 @@ def evaluate(config: EvalConfig, log=print) -> EvalReport:
         startup_s = time.monotonic() - started
         log(f"rynnvla-eval: system up in {startup_s:.1f} s; {config.total_episodes} episodes")
         try:
-            report = run_episodes(system, config)
+            report = run_episodes(system, config, on_episode)
         except EvalAbortedError as exc:  # keep what was measured, then report the failure
             exc.report.write_json(config.out_dir / RESULTS_FILE)
             raise
@@ -72,7 +74,7 @@ def evaluate(config: EvalConfig, log=print) -> EvalReport:
     return report
 
 
-def run_episodes(system, config: EvalConfig) -> EvalReport:
+def run_episodes(system, config: EvalConfig, on_episode=None) -> EvalReport:
     """Every configured episode on a running ComposedSystem (also used by the demo)."""
     from tqdm import tqdm
 
@@ -108,6 +110,8 @@ def run_episodes(system, config: EvalConfig) -> EvalReport:
                 result.video = str(_write_video(config, result, rollout, limits))
                 report.videos.append(result.video)
             report.episodes.append(result)
+            if on_episode is not None:
+                on_episode(result)
             bar.update(1)
             bar.set_postfix_str(_postfix(report))
             _check_not_broken(report)
