@@ -116,6 +116,34 @@ def test_some_approaches_miss_and_are_corrected_before_the_descent(env):
     assert stopped.any() and off_target[1:][stopped].max() > 0.7 * miss
 
 
+def test_some_descents_stop_low_beside_the_object_and_slide_over_without_touching_it(env):
+    misses = []
+    for seed in range(40):
+        env.reset("block_to_plate", seed)
+        misses.append(np.linalg.norm(ScriptedExpert(env).style.descend_miss))
+    assert 8 <= sum(m > 0 for m in misses) <= 28  # about 40 % of the episodes
+    assert all(m == 0 or 0.01 <= m <= 0.025 for m in misses)
+    seed = next(i for i, m in enumerate(misses) if m > 0.015)
+    env.reset("block_to_plate", seed)
+    block_start = env.object_pose("green_block")[0]
+    expert = ScriptedExpert(env)
+    trace = []
+    while not expert.done and env.time < 15:
+        q = expert.act(env)
+        trace.append((expert.phase, env.tcp_pose()[0].copy(), env.object_pose("green_block")[0]))
+        env.set_joint_targets(q)
+        env.step(1 / 30)
+    assert env.success()
+    descent = np.array([pos for phase, pos, _ in trace if phase == "descend"])  # (N, 3)
+    grasp_tcp = next(pos for phase, pos, _ in trace if phase == "grasp")
+    off_centre = np.linalg.norm(descent[:, :2] - grasp_tcp[:2], axis=1)  # (N,)
+    low = descent[:, 2] < grasp_tcp[2] + 0.045  # (N,) below the lowest approach height
+    assert off_centre[low].max() > 0.7 * misses[seed]  # low and beside the block ...
+    assert descent[low & (off_centre > 0.5 * misses[seed]), 2].min() > grasp_tcp[2] + 0.02
+    untouched = [obj for phase, _, obj in trace if phase in ("approach", "descend")]
+    assert np.abs(np.array(untouched) - block_start).max() < 1e-3  # ... without pushing it
+
+
 def test_the_object_is_let_go_above_where_it_was_grasped(env):
     trace, expert = _tcp_trace(env, "block_to_plate", 9)
     assert env.success()
