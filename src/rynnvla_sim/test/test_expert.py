@@ -97,13 +97,19 @@ def _tcp_trace(env, task_id, seed):
     return trace, expert
 
 
-def test_some_approaches_miss_and_are_corrected_before_the_descent(env):
+def _miss_lengths(env, field: str, low: float, high: float) -> list[float]:
+    """|style.<field>| over 40 green-block seeds; checks ~40 % miss, by low..high metres."""
     misses = []
     for seed in range(40):
         env.reset("block_to_plate", seed)
-        misses.append(np.linalg.norm(ScriptedExpert(env).style.approach_miss))
+        misses.append(float(np.linalg.norm(getattr(ScriptedExpert(env).style, field))))
     assert 8 <= sum(m > 0 for m in misses) <= 28  # about 40 % of the episodes
-    assert all(m == 0 or 0.015 <= m <= 0.035 for m in misses)
+    assert all(m == 0 or low <= m <= high for m in misses)
+    return misses
+
+
+def test_some_approaches_miss_and_are_corrected_before_the_descent(env):
+    misses = _miss_lengths(env, "approach_miss", 0.015, 0.035)
     seed = next(i for i, m in enumerate(misses) if m > 0)
     trace, expert = _tcp_trace(env, "block_to_plate", seed)
     assert env.success()
@@ -117,12 +123,7 @@ def test_some_approaches_miss_and_are_corrected_before_the_descent(env):
 
 
 def test_some_descents_stop_low_beside_the_object_and_slide_over_without_touching_it(env):
-    misses = []
-    for seed in range(40):
-        env.reset("block_to_plate", seed)
-        misses.append(np.linalg.norm(ScriptedExpert(env).style.descend_miss))
-    assert 8 <= sum(m > 0 for m in misses) <= 28  # about 40 % of the episodes
-    assert all(m == 0 or 0.01 <= m <= 0.025 for m in misses)
+    misses = _miss_lengths(env, "descend_miss", 0.01, 0.025)
     seed = next(i for i, m in enumerate(misses) if m > 0.015)
     env.reset("block_to_plate", seed)
     block_start = env.object_pose("green_block")[0]
