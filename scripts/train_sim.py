@@ -64,6 +64,7 @@ DEFAULT_LEAD_INS = "block_to_plate=300,strawberry_to_bowl=30,pen_to_holder=30"
 DEFAULT_DAGGER_ROUNDS = 0
 LEAD_IN_SEED = 50_000
 EVAL_EPISODES = "block_to_plate=50,strawberry_to_bowl=5,pen_to_holder=5"
+EVAL_WORKERS = 1
 QUICK = {  # --quick: a wiring check in a few minutes, not a usable policy
     "demos": {"block_to_plate": 2, "strawberry_to_bowl": 2, "pen_to_holder": 2},
     "lead_ins": {"block_to_plate": 2, "strawberry_to_bowl": 1, "pen_to_holder": 1},
@@ -85,6 +86,7 @@ class Pipeline:
     image_tokenizer: str  # "kmeans" (codebook fitted in stage 3) or "vqgan" (trained stage)
     eval_episodes: str
     eval_timeout: float
+    eval_workers: int
     workers: int
     resume: bool
     dagger_rounds: int = 0
@@ -257,6 +259,7 @@ class Pipeline:
                 *("rynnvla-eval", "--checkpoint", str(self.checkpoint)),
                 *("--out", str(self.out / "eval"), "--episodes", self.eval_episodes),
                 *("--timeout", str(self.eval_timeout), "--quiet"),
+                *("--workers", str(self.eval_workers)),
             ],
         )
 
@@ -377,6 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--eval-episodes", default=EVAL_EPISODES, help=f"({EVAL_EPISODES})")
     parser.add_argument("--eval-timeout", type=float, default=20.0, help="sim s per episode")
+    parser.add_argument(
+        "--eval-workers",
+        type=int,
+        default=EVAL_WORKERS,
+        help=f"evaluation processes, each its own sim + policy nodes (rynnvla-eval --workers) "
+        f"({EVAL_WORKERS})",
+    )
     parser.add_argument("--workers", type=int, default=2, help="collect / convert processes")
     parser.add_argument("--ship", action="store_true", help=f"copy the result to {SHIP_DIR}")
     parser.add_argument(
@@ -403,6 +413,7 @@ def pipeline_from_args(args: argparse.Namespace) -> Pipeline:
         image_tokenizer=args.image_tokenizer,
         eval_episodes=args.eval_episodes,
         eval_timeout=args.eval_timeout,
+        eval_workers=args.eval_workers,
         workers=args.workers,
         resume=args.resume,
         dagger_rounds=args.dagger_rounds,

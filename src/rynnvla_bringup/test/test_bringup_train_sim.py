@@ -113,7 +113,10 @@ def test_commands_use_real_options(train_sim, pipeline, monkeypatch):
     recipe = train_sim.parse_demos(train_sim.DEFAULT_DEMOS)
     assert collected == pipeline.demos == recipe
     assert set(recipe) == {"block_to_plate", "strawberry_to_bowl", "pen_to_holder"}
-    convert_parser().parse_args(commands["convert"][1:])
+    converted = convert_parser().parse_args(commands["convert"][1:])
+    assert (
+        Path(converted.config).name == train_sim.CONVERT_CONFIG and Path(converted.config).is_file()
+    )
     pipeline.dagger(1)
     leads = {}
     for task in pipeline.lead_ins:
@@ -128,6 +131,7 @@ def test_commands_use_real_options(train_sim, pipeline, monkeypatch):
     assert commands["stage3_dagger1"][:2] == ["rynnvla-train", "stage3"]
     evaluation = eval_parser().parse_args(commands["eval"][1:])
     assert evaluation.episodes.startswith("block_to_plate=50")
+    assert evaluation.workers == train_sim.EVAL_WORKERS
     assert shutil.which(commands["collect-pen_to_holder"][0]) and shutil.which(commands["eval"][0])
 
 
