@@ -12,10 +12,8 @@ once.
 Per-episode human-like variation (seeded): speed, approach and carry heights, grasp and place
 offsets, a short hesitation, a smooth wobble on the transport segments, and in some episodes an
 approach that first misses the object by a few centimetres and is then corrected, as a
-teleoperator's would be, and in others a descent that comes down beside the object, stops just
-above its top and slides over before going down. Such corrections are what a learned policy
-needs to see: without them every recorded state beside the object is on the way to it, never
-off target.
+teleoperator's would be. Such corrections are what a learned policy needs to see: without them
+every recorded state beside the object is on the way to it, never off target.
 
 Grasp and release are told apart by height: the object is let go a little above its target
 (`release_clearance`), so "gripper closed, at the object's height" always precedes a lift and
@@ -47,11 +45,6 @@ MAX_PICK_ATTEMPTS = 3
 GRIPPER_CLOSED = 0.0
 APPROACH_MISS_PROBABILITY = 0.4
 APPROACH_MISS_RANGE_M = (0.015, 0.035)
-DESCEND_MISS_PROBABILITY = 0.4
-DESCEND_MISS_RANGE_M = (0.01, 0.025)
-# TCP height above the grasp pose where a missed descent stops: fingertips (12 mm below the TCP)
-# clear a 3 cm block's top (14 mm above the grasp TCP) by ~6 mm
-LOW_HOVER_M = 0.032
 LIFTED_Z_M = 0.03  # an object whose centre is above this is off the table
 
 
@@ -69,7 +62,6 @@ class HumanStyle:
     wobble: Wobble
     approach_miss: np.ndarray  # (2,) m, xy error of the first approach, then corrected; 0: none
     release_clearance: float  # m, the object's bottom above its resting height when let go
-    descend_miss: np.ndarray  # (2,) m, xy error of the first descent, stopped low and corrected
 
     @staticmethod
     def sample(rng: np.random.Generator) -> HumanStyle:
@@ -88,8 +80,6 @@ class HumanStyle:
             ),
             approach_miss=_sample_miss(rng, APPROACH_MISS_PROBABILITY, APPROACH_MISS_RANGE_M),
             release_clearance=float(rng.uniform(0.012, 0.022)),
-            # drawn last: the draws above (and so every earlier demonstration's style) are unchanged
-            descend_miss=_sample_miss(rng, DESCEND_MISS_PROBABILITY, DESCEND_MISS_RANGE_M),
         )
 
 
@@ -238,23 +228,10 @@ class ScriptedExpert:
             self._add("approach", 0.6, Waypoint(above, rot, grip.open_gripper))
         if style.hesitation_s > 0:
             self._add("approach", style.hesitation_s, Waypoint(above, rot, grip.open_gripper))
-        if self._pick_attempts == 1 and style.descend_miss.any():
-            self._add_missed_descent(grasp, rot, style.descend_miss)
-        else:
-            self._add("descend", 0.75, Waypoint(grasp, rot, grip.open_gripper))
+        self._add("descend", 0.75, Waypoint(grasp, rot, grip.open_gripper))
         self._add("grasp", 0.7, Waypoint(grasp, rot, GRIPPER_CLOSED))
         self._add("grasp", 0.15, Waypoint(grasp, rot, GRIPPER_CLOSED))
         self._add("lift", 0.7, Waypoint(lifted, rot, GRIPPER_CLOSED))
-
-    def _add_missed_descent(self, grasp: np.ndarray, rot: np.ndarray, miss_xy: np.ndarray) -> None:
-        """Down beside the object to just above its top, a pause, slide over it, then down:
-        the low, off-centre states a policy drifts into while descending, with their fix."""
-        opening = self._grip.open_gripper
-        hover = grasp + np.array([0.0, 0.0, LOW_HOVER_M])
-        self._add("descend", 0.55, Waypoint(hover + np.array([*miss_xy, 0.0]), rot, opening))
-        self._add("descend", 0.2, Waypoint(hover + np.array([*miss_xy, 0.0]), rot, opening))
-        self._add("descend", 0.45, Waypoint(hover, rot, opening))
-        self._add("descend", 0.4, Waypoint(grasp, rot, opening))
 
     def _choose_grasp(self, env, obj_pos, obj_mat) -> tuple[float, np.ndarray]:
         """Closing-axis yaw and grasp point (2,) that keep the wrist roll smallest."""
