@@ -98,7 +98,7 @@ def test_default_pipeline_skips_the_vqgan_stage(pipeline):
 
 def test_commands_use_real_options(train_sim, pipeline, monkeypatch):
     commands = {}
-    monkeypatch.setattr(pipeline, "run", lambda name, cmd: commands.setdefault(name, cmd) and {})
+    monkeypatch.setattr(pipeline, "run", lambda name, cmd: commands.update({name: cmd}) or {})
     pipeline.collect()
     pipeline.convert()
     pipeline.evaluate()
@@ -113,10 +113,11 @@ def test_commands_use_real_options(train_sim, pipeline, monkeypatch):
     recipe = train_sim.parse_demos(train_sim.DEFAULT_DEMOS)
     assert collected == pipeline.demos == recipe
     assert set(recipe) == {"block_to_plate", "strawberry_to_bowl", "pen_to_holder"}
-    converted = convert_parser().parse_args(commands["convert"][1:])
-    assert (
-        Path(converted.config).name == train_sim.CONVERT_CONFIG and Path(converted.config).is_file()
-    )
+    assert convert_parser().parse_args(commands["convert"][1:]).config is None  # as shipped
+    pipeline.convert_config = train_sim.shipped_file(train_sim.CONVERT_CONFIG)
+    pipeline.convert()
+    lossless = convert_parser().parse_args(commands["convert"][1:]).config
+    assert Path(lossless).name == train_sim.CONVERT_CONFIG and Path(lossless).is_file()
     pipeline.dagger(1)
     leads = {}
     for task in pipeline.lead_ins:
