@@ -46,6 +46,7 @@ from rynnvla_training.train.stages.vla_common import (
     build_model,
     choose_image_tokenizer,
     choose_text_tokenizer,
+    init_image_embeddings_from_codebook,
     load_action_vae,
     read_action_spec,
     rebuild_parts,
@@ -124,6 +125,13 @@ def build_stage3(config: TrainConfig, context: DistContext) -> TrainingParts:
         _frame_sampler(sources, stores, cameras),
         config.loop.seed,
     )
+    if config.model.image_embedding_init == "codebook":
+        if choice.init.kind != "scratch":
+            raise ValueError(
+                f"model.image_embedding_init=codebook is for a model from scratch; the init "
+                f"{config.init!r} brings trained image-code embeddings"
+            )
+        init_image_embeddings_from_codebook(choice.model, tokenizer, config.loop.seed)
     code_stores = _code_stores(data, stores, tokenizer, tuple(cameras), context)
     processor = RynnVLAProcessor(features, image, choice.config.tokens, statistics, text)
     window = WindowSpec(frames, data.frame_stride, chunk_length, tuple(cameras))

@@ -48,6 +48,10 @@ class VLAModelConfig:
     kmeans_encoder: str = "patch_colour"  # encoder under that codebook: "patch_colour" (local
     # sub-block colours, see train/models/patch_encoder.py) or "random" (global, unstable codes)
     action_vae: str = ""  # stage 2: human ActionVAE dir; stage 3: robot one ("": the init's)
+    # "codebook": a from-scratch model's image-code embeddings start as a fixed random projection
+    # of the standardised VQ codebook vectors, so codes of similar colour start out similar
+    # (see init_image_embeddings_from_codebook); "random": the usual N(0, 0.02) init
+    image_embedding_init: str = "random"
     residual_dropout: float | None = None  # None: the preset's / init's
     ce_weight: float | None = None  # loss weights and labels (None: the preset's / init's)
     action_weight: float | None = None
@@ -68,6 +72,12 @@ class VLAModelConfig:
             "model.kmeans_encoder",
             self.kmeans_encoder,
             "must be 'patch_colour' or 'random'",
+        )
+        check(
+            self.image_embedding_init in ("random", "codebook"),
+            "model.image_embedding_init",
+            self.image_embedding_init,
+            "must be 'random' or 'codebook'",
         )
         check(
             self.attn_implementation in ("sdpa", "eager"),
@@ -169,6 +179,34 @@ def choose_image_tokenizer(
         f"encoder (quantisation mse {error:.4f})"
     )
     return tokenizer, None, where
+
+
+@torch.no_grad()
+def init_image_embeddings_from_codebook(
+    model: RynnVLAModel, tokenizer: ImageTokenizer, seed: int
+) -> None:
+    """Image-code embedding rows <- standardised codebook vectors @ a fixed random projection.
+
+    A from-scratch model otherwise sees each VQ code as an unrelated symbol and must learn from
+    the data what every code at every position means. Measured with a probe (MLP on the front
+    camera's 8x10 codes -> the block's table position, 400 training layouts, 100 held out):
+    learned code embeddings 3.3 cm median error, codebook vectors 1.5 cm, raw pixels 1.7 cm.
+    The rows keep the backbone's init scale (std = initializer_range) and are trained as usual.
+    """
+    tokens = model.config.tokens
+    book = tokenizer.vqvae.quantize.embedding.weight.detach().float()  # (K, D)
+    if book.shape[0] != tokens.codebook_size:
+        raise ValueError(
+            f"codebook has {book.shape[0]} codes, the model's vocabulary {tokens.codebook_size}"
+        )
+    standard = (book - book.mean(0)) / (book.std(0) + 1e-6)  # (K, D); constant dims -> 0
+    embedding = model.model.embed_tokens.weight  # (V, H)
+    generator = torch.Generator().manual_seed(seed)
+    projection = torch.randn(book.shape[1], embedding.shape[1], generator=generator)  # (D, H)
+    rows = standard @ projection / book.shape[1] ** 0.5  # (K, H), entries ~ N(0, 1)
+    std = model.config.backbone.initializer_range
+    start = tokens.image_code_offset
+    embedding[start : start + tokens.codebook_size] = (rows * std).to(embedding.dtype)
 
 
 def _checked(tokenizer: ImageTokenizer, image: ImageTokenizerConfig, where: str) -> ImageTokenizer:
