@@ -72,5 +72,5 @@ def test_a_codebook_of_another_size_is_refused():
 
 
 def test_unknown_init_is_refused():
-    with pytest.raises(ValueError, match="model.image_embedding_init='pca': must be 'random' or"):
+    with pytest.raises(ValueError, match=r"model\.image_embedding_init='pca': must be 'random' or"):
         VLAModelConfig(image_embedding_init="pca")
