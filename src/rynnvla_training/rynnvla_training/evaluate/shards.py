@@ -100,7 +100,11 @@ def run_sharded(config: EvalConfig, workers: int, log=print) -> EvalReport:
         for process in processes:  # interrupted: no orphaned systems keep running
             if process.poll() is None:
                 process.terminate()
-                process.wait(timeout=30)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:  # stuck in shutdown: do not leave it behind
+                    process.kill()
+                    process.wait()
     report = merge(config, shards, settings={**settings_of(config), "workers": workers})
     report.wall_s = time.monotonic() - started
     report.write_json(config.out_dir / RESULTS_FILE)
