@@ -12,7 +12,7 @@ once.
 Per-episode human-like variation (seeded): speed, approach and carry heights, grasp and place
 offsets, a short hesitation, a smooth wobble on the transport segments, and in some episodes an
 approach that first misses the object by a few centimetres and is then corrected, as a
-teleoperator's would be, or a first grasp that closes beside the object and is picked again. Such corrections are what a learned policy needs to see: without them
+teleoperator's would be. Such corrections are what a learned policy needs to see: without them
 every recorded state beside the object is on the way to it, never off target.
 
 Grasp and release are told apart by height: the object is let go a little above its target
@@ -45,14 +45,6 @@ MAX_PICK_ATTEMPTS = 3
 GRIPPER_CLOSED = 0.0
 APPROACH_MISS_PROBABILITY = 0.4
 APPROACH_MISS_RANGE_M = (0.015, 0.035)
-# A grasp closed on nothing: the fingers shut 3-5 cm beside the object (across the finger
-# width: the pads are 2.4 cm wide, the block 3 cm) and 0.5-3.5 cm high, the arm lifts, finds its
-# hand empty and picks again. Tiny policies close too early (measured: 6 of 14 failures shut
-# the gripper 4-6 cm short of the block and carried nothing to the target); without these
-# episodes no recorded state has an empty closed gripper, and nothing says to open it again.
-GRASP_MISS_PROBABILITY = 0.3
-GRASP_MISS_SIDE_M = (0.03, 0.05)
-GRASP_MISS_HEIGHT_M = (0.005, 0.035)
 LIFTED_Z_M = 0.03  # an object whose centre is above this is off the table
 
 
@@ -70,9 +62,6 @@ class HumanStyle:
     wobble: Wobble
     approach_miss: np.ndarray  # (2,) m, xy error of the first approach, then corrected; 0: none
     release_clearance: float  # m, the object's bottom above its resting height when let go
-    # (side, up) m: the first grasp closes this far off the object (side: along the TCP's x,
-    # across the finger width), then the pick is retried; (0, 0): no miss
-    grasp_miss: np.ndarray
 
     @staticmethod
     def sample(rng: np.random.Generator) -> HumanStyle:
@@ -91,17 +80,7 @@ class HumanStyle:
             ),
             approach_miss=_sample_miss(rng, APPROACH_MISS_PROBABILITY, APPROACH_MISS_RANGE_M),
             release_clearance=float(rng.uniform(0.012, 0.022)),
-            grasp_miss=_sample_grasp_miss(rng),
         )
-
-
-def _sample_grasp_miss(rng: np.random.Generator) -> np.ndarray:
-    """(2,) (side, up) offset of a first grasp that closes on nothing; zeros for most episodes."""
-    side = rng.uniform(*GRASP_MISS_SIDE_M) * rng.choice([-1.0, 1.0])
-    up = rng.uniform(*GRASP_MISS_HEIGHT_M)
-    if rng.uniform() >= GRASP_MISS_PROBABILITY:
-        return np.zeros(2)
-    return np.array([side, up])
 
 
 def _sample_miss(rng: np.random.Generator, probability: float, radius: tuple[float, float]):
@@ -172,11 +151,6 @@ class ScriptedExpert:
             self._plan_pick(env)
 
     @property
-    def pick_attempts(self) -> int:
-        """Picks planned so far: 2 after a missed first grasp (`HumanStyle.grasp_miss`)."""
-        return self._pick_attempts
-
-    @property
     def phase(self) -> str:
         return "done" if self.done else self._segments[self._index].phase
 
@@ -240,14 +214,7 @@ class ScriptedExpert:
         grasp = np.array([*grasp_xy, obj_pos[2] + grip.tcp_above_center])
         above = grasp + np.array([0.0, 0.0, style.approach_height])
         lifted = np.array([*grasp_xy, style.carry_height])
-        first = self._pick_attempts == 1
-        miss = np.array([*style.approach_miss, 0.0]) if first else np.zeros(3)
-        # Close beside the object, lift, find the hand empty. Not for the pen: 13 cm long along
-        # the TCP's x, it would be caught off centre instead of missed.
-        if first and style.grasp_miss.any() and self._task.task_id != "pen_to_holder":
-            side, up = style.grasp_miss
-            grasp = grasp + side * rot[:, 0] + np.array([0.0, 0.0, up])
-            above, lifted = above + side * rot[:, 0], lifted + side * rot[:, 0]
+        miss = np.array([*style.approach_miss, 0.0]) if self._pick_attempts == 1 else np.zeros(3)
         first_stop = above + miss
         travel = float(np.linalg.norm(first_stop - start.pos))
         self._add(
