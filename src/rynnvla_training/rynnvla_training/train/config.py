@@ -98,6 +98,9 @@ class DistConfig:
     backend: str = "auto"  # "auto" (nccl on CUDA, else gloo), "gloo" or "nccl"
     precision: str = "fp32"  # "fp32" or "bf16" (autocast for single/ddp; FSDP param dtype)
     activation_checkpointing: bool = False  # recompute transformer blocks in backward
+    # torch.compile each transformer block (dynamic shapes): fewer, fused kernels; pays a
+    # compile of about a minute at the first steps, for models whose steps are short
+    compile_blocks: bool = False
     device: str = "auto"  # "auto" (cuda:<local_rank> when available, else cpu), "cpu", "cuda"
 
     def __post_init__(self) -> None:

@@ -134,6 +134,11 @@ def wrap_model(
             raise ValueError("dist.activation_checkpointing=True but the model has no blocks")
         apply_activation_checkpointing(model, blocks)
         blocks = find_transformer_blocks(model)  # the wrappers replaced the block modules
+    if config.compile_blocks:
+        if not blocks:
+            raise ValueError("dist.compile_blocks=True but the model has no transformer blocks")
+        for block in blocks:
+            block.compile(dynamic=True)  # in place: state_dict keys and FSDP units unchanged
     model.to(context.device)
     if strategy == "single":
         return model

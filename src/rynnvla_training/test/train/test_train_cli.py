@@ -103,6 +103,24 @@ def test_stage3_ddp_two_processes_match_one_process(tmp_path, converted_dataset,
         torch.testing.assert_close(value, b[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
+def test_stage3_compiled_blocks_train_like_eager_and_export_plain_weights(
+    tmp_path, converted_dataset, robot_vae_dir
+):
+    # No dropout, same seed: torch.compile'd blocks must not change what is learned, and the
+    # checkpoint must hold the model's own parameter names (no "_orig_mod." from the wrapper).
+    eager = _train(_stage3_args(tmp_path / "eager", converted_dataset, robot_vae_dir, 4))
+    compiled_args = _stage3_args(tmp_path / "compiled", converted_dataset, robot_vae_dir, 4)
+    compiled = _train([*compiled_args, "--set", "dist.compile_blocks=true"])
+    a, b = _weights(tmp_path / "compiled"), _weights(tmp_path / "eager")
+    assert a.keys() == b.keys() and not any("_orig_mod" in name for name in a)
+    for name, value in a.items():
+        torch.testing.assert_close(value, b[name], rtol=1e-3, atol=1e-4, msg=name)
+    assert abs(compiled["final_loss"] - eager["final_loss"]) < 1e-3
+    from rynnvla_policy.core import PolicyRunner
+
+    assert PolicyRunner.from_pretrained(compiled["final_checkpoint"]).contract.state_dim == 6
+
+
 def test_stage3_fsdp_bf16_activation_checkpointing_exports_a_policy(
     tmp_path, converted_dataset, robot_vae_dir
 ):
